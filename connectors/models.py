@@ -1,0 +1,144 @@
+"""Inventory models: what a connector returns and what a snapshot file holds (DESIGN §3).
+
+These pydantic models are the single definition of the format; the JSON Schema shipped in
+``connectors/schema/inventory.schema.json`` is generated from them (see ``schema.py``) and a test
+keeps the two equal. Timestamps must carry a zone and are normalised to UTC; unknown is ``None``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+FORMAT_VERSION = 1
+
+SourceState = Literal["ok", "partial", "failed"]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Identifier = Annotated[str, Field(min_length=1, max_length=512)]
+Scope = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=1024,
+        pattern=r"^[a-z][a-z0-9_-]*(:[^:]+)+$",
+        description="integration:resource...:action, lower-case integration first",
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ItemError(_Model):
+    """One item a connector could not read; the rest of the sync goes on."""
+
+    item: str = Field(description="what could not be read: a path, an id, a file:line")
+    error: str = Field(description="one sentence saying why")
+
+
+class SourceReport(_Model):
+    """How one connector's run went.
+
+    ``coverage`` lists id patterns (``*`` matches any run of characters) whose items this run
+    listed completely. An ``ok`` run covers everything of its source whatever this field says; a
+    ``partial`` run covers only what matches here; a ``failed`` run covers nothing. The registry
+    removes only covered items that the run did not see.
+    """
+
+    connector: Identifier
+    kind: Identifier
+    status: SourceState
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    errors: list[ItemError] = Field(default_factory=list)
+    coverage: list[str] | None = None
+
+
+class Agent(_Model):
+    id: Identifier
+    name: Identifier
+    source: Identifier
+    owner: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Grant(_Model):
+    agent: Identifier
+    integration: Identifier
+    scope: Scope
+    credential: str | None = None
+    last_used_at: UtcDatetime | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _scope_names_integration(self) -> Grant:
+        if self.scope.split(":", 1)[0] != self.integration:
+            raise ValueError(
+                f"scope {self.scope!r} does not start with its integration {self.integration!r}"
+            )
+        return self
+
+
+class Credential(_Model):
+    id: Identifier
+    agent: Identifier
+    integration: Identifier
+    kind: Identifier
+    created_at: UtcDatetime | None = None
+    rotated_at: UtcDatetime | None = None
+    expires_at: UtcDatetime | None = None
+    last_used_at: UtcDatetime | None = None
+    fingerprint: Annotated[str, Field(pattern=r"^hmac-sha256:[0-9a-f]{64}$")] | None = None
+
+
+class Inventory(_Model):
+    """A whole snapshot: one or more sources and everything they listed."""
+
+    version: Literal[1] = FORMAT_VERSION
+    collected_at: UtcDatetime
+    sources: list[SourceReport] = Field(default_factory=list)
+    agents: list[Agent] = Field(default_factory=list)
+    grants: list[Grant] = Field(default_factory=list)
+    credentials: list[Credential] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Inventory:
+        check_references(self.agents, self.grants, self.credentials)
+        return self
+
+
+def check_references(agents: list[Agent], grants: list[Grant], credentials: list[Credential]):
+    """Every grant and credential must name an agent (and a credential) the inventory holds."""
+    agent_ids: set[str] = set()
+    for index, agent in enumerate(agents):
+        if agent.id in agent_ids:
+            raise ValueError(f"agents[{index}]: duplicate agent id {agent.id!r}")
+        agent_ids.add(agent.id)
+    credential_ids: set[str] = set()
+    for index, credential in enumerate(credentials):
+        if credential.agent not in agent_ids:
+            raise ValueError(
+                f"credentials[{index}]: credential {credential.id!r} names unknown agent "
+                f"{credential.agent!r}"
+            )
+        if credential.id in credential_ids:
+            raise ValueError(f"credentials[{index}]: duplicate credential id {credential.id!r}")
+        credential_ids.add(credential.id)
+    for index, grant in enumerate(grants):
+        if grant.agent not in agent_ids:
+            raise ValueError(f"grants[{index}]: grant {grant.scope!r} names unknown agent "
+                             f"{grant.agent!r}")
+        if grant.credential is not None and grant.credential not in credential_ids:
+            raise ValueError(
+                f"grants[{index}]: grant {grant.scope!r} names unknown credential "
+                f"{grant.credential!r}"
+            )

@@ -1,0 +1,70 @@
+"""The read-only view the policy engine evaluates (DESIGN §1).
+
+Both faces build it: the registry reader (streamed from the database, one agent at a time) and
+the snapshot reader (from an inventory file). The engine never sees a database row or a pydantic
+model, only these small slotted records, so a fleet of millions of grants stays cheap to hold.
+
+``InventoryView.agents`` is an iterable that yields agents **sorted by id**, each with all of its
+grants and credentials; it may be a generator that is consumed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(slots=True, frozen=True)
+class GrantView:
+    integration: str
+    scope: str
+    credential: str | None = None
+    last_used_at: datetime | None = None
+    first_seen_at: datetime | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class CredentialView:
+    id: str
+    integration: str
+    kind: str
+    created_at: datetime | None = None
+    rotated_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class AgentView:
+    id: str
+    name: str
+    source: str
+    owner: str | None
+    labels: Mapping[str, str]
+    grants: tuple[GrantView, ...] = ()
+    credentials: tuple[CredentialView, ...] = ()
+    first_seen_at: datetime | None = None
+    """When the registry first saw the agent; None when unknown (a bare snapshot)."""
+    last_certified_at: datetime | None = None
+    """When a reviewer last certified the agent; None when never."""
+
+
+@dataclass(slots=True, frozen=True)
+class SourceView:
+    name: str
+    kind: str
+    status: str
+    """Status of the latest run: ok, partial or failed."""
+    last_ok_at: datetime | None = None
+    stale_after: timedelta | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class InventoryView:
+    sources: tuple[SourceView, ...]
+    agents: Iterable[AgentView]
+    shared_fingerprints: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Fingerprint -> sorted ids of the agents holding it, only where two or more agents do."""
