@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ from connectors.vault.http import (
     ssl_context,
 )
 from connectors.vault.options import VaultOptions
+
+ROLE_READERS = 4
 
 
 class VaultUnavailable(Exception):
@@ -163,17 +166,24 @@ def _list_keys(call: Callable[[], Any]) -> list[str]:
 
 
 def _read_approles(client: hvac.Client, mount: str, state: VaultState) -> None:
+    """Roles are read by hvac, a few at a time: each read is one short round trip."""
     approle = client.auth.approle
-    for name in _list_keys(lambda: approle.list_roles(mount_point=mount)):
+    names = _list_keys(lambda: approle.list_roles(mount_point=mount))
+
+    def read(name: str) -> tuple[str, dict[str, Any] | None, str | None]:
         try:
-            data = approle.read_role(role_name=name, mount_point=mount)["data"]
+            return name, approle.read_role(role_name=name, mount_point=mount)["data"], None
         except hvac.exceptions.InvalidPath:
-            continue  # deleted between list and read
+            return name, None, None  # deleted between list and read
         except hvac.exceptions.Forbidden:
-            state.errors.append(ItemError(item=f"auth/{mount}/role/{name}",
-                                          error="permission denied reading the role"))
-            continue
-        state.roles.append(RoleState(kind="approle", mount=mount, name=name, data=data))
+            return name, None, "permission denied reading the role"
+
+    with ThreadPoolExecutor(max_workers=ROLE_READERS) as pool:
+        for name, data, error in pool.map(read, names):
+            if error:
+                state.errors.append(ItemError(item=f"auth/{mount}/role/{name}", error=error))
+            elif data is not None:
+                state.roles.append(RoleState(kind="approle", mount=mount, name=name, data=data))
 
 
 def _read_token_roles(client: hvac.Client, state: VaultState) -> None:
