@@ -1,0 +1,145 @@
+"""Policy tests: evaluate the set on inventory fixtures and compare with expected findings.
+
+A case file (``DIR/tests/*.yaml``, one or more documents) names a fixed ``now``, an inventory
+snapshot (relative to the case file) and the findings it expects, each identified by
+``(type, agent, subject)`` and optionally ``status``. By default the findings must be exactly
+those expected (``compare: subset`` only requires the expected ones). A case that cannot run
+(bad YAML, schema error, unreadable snapshot) is a failed result whose ``error`` names the place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from service.errors import InputError
+from service.findings.model import Finding
+from service.policy.engine import evaluate
+from service.policy.loader import POLICY_SUFFIXES, load_policy_set
+from service.policy.model import PolicySet
+from service.policy.schema import CASE_SCHEMA, schema_problems
+from service.policy.yamlsource import Document, YamlProblems, load_documents
+from service.snapshot import read_snapshot, view_from_inventory
+
+CASES_FOLDER = "tests"
+
+Key = tuple[str, str | None, str]
+
+
+@dataclass
+class CaseResult:
+    name: str
+    file: str
+    passed: bool
+    missing: list[str] = field(default_factory=list)
+    """Expected findings that did not appear (or appeared with another status)."""
+    unexpected: list[str] = field(default_factory=list)
+    """Findings that appeared without being expected (or with another status)."""
+    error: str | None = None
+    """Why the case could not run, as ``file:line:col: message``; None when it ran."""
+
+
+class _CaseError(Exception):
+    """A case cannot run; the message names file:line:col."""
+
+
+def describe(key: Key, status: str | None = None) -> str:
+    """``excess_scope demo/approle/review-agent github:contents:write [open]``."""
+    type_, agent, subject = key
+    text = f"{type_} {agent if agent is not None else '-'} {subject}"
+    return f"{text} [{status}]" if status else text
+
+
+def case_files(directory: Path) -> list[Path]:
+    folder = directory / CASES_FOLDER
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file()),
+                  key=lambda p: p.name)
+
+
+def run_policy_tests(directory: Path) -> list[CaseResult]:
+    """Run every case of ``directory/tests``; raise PolicyError when the set itself is invalid.
+
+    Returns one result per case document, in file order (an empty list when there are none).
+    """
+    policy_set = load_policy_set(directory)
+    results: list[CaseResult] = []
+    for path in case_files(directory):
+        results.extend(_run_file(path, policy_set))
+    return results
+
+
+def _run_file(path: Path, policy_set: PolicySet) -> list[CaseResult]:
+    display = str(path)
+    try:
+        documents = load_documents(path, display)
+    except YamlProblems as error:
+        return [CaseResult(name=path.name, file=display, passed=False,
+                           error="; ".join(str(p) for p in error.problems))]
+    if not documents:
+        return [CaseResult(name=path.name, file=display, passed=False,
+                           error=f"{display}:1:1: file holds no test case")]
+    return [_run_case(document, path, policy_set) for document in documents]
+
+
+def _run_case(document: Document, path: Path, policy_set: PolicySet) -> CaseResult:
+    data = document.data
+    name = data.get("name") if isinstance(data, dict) else None
+    name = name if isinstance(name, str) else f"{path.name}#{document.index + 1}"
+    try:
+        now, view, expected, subset = _prepare(document, path)
+    except _CaseError as error:
+        return CaseResult(name=name, file=document.file, passed=False, error=str(error))
+    findings = evaluate(view, policy_set, now)
+    missing, unexpected = compare(findings, expected, subset=subset)
+    return CaseResult(name=name, file=document.file, passed=not missing and not unexpected,
+                      missing=missing, unexpected=unexpected)
+
+
+def _prepare(document: Document, path: Path):
+    if not isinstance(document.data, dict):
+        raise _CaseError(str(document.problem([], "a test case must be a mapping with name, "
+                                                  "now, inventory and expect")))
+    problems = schema_problems(document, CASE_SCHEMA)
+    if problems:
+        raise _CaseError("; ".join(str(p) for p in problems))
+    data: dict[str, Any] = document.data
+    try:
+        now = datetime.fromisoformat(data["now"].upper().replace(" ", "T")).astimezone(UTC)
+    except ValueError:
+        raise _CaseError(str(document.problem(
+            ["now"], f"now: {data['now']!r} is not a real timestamp"))) from None
+    try:
+        view = view_from_inventory(read_snapshot(path.parent / data["inventory"]))
+    except InputError as error:
+        raise _CaseError(str(document.problem(["inventory"], f"inventory: {error}"))) from None
+    expected: dict[Key, str | None] = {}
+    for index, item in enumerate(data["expect"]):
+        key = (item["type"], item["agent"], item["subject"])
+        if key in expected:
+            raise _CaseError(str(document.problem(
+                ["expect", index], f"expect[{index}]: {describe(key)} is listed twice")))
+        expected[key] = item.get("status")
+    return now, view, expected, data.get("compare", "exact") == "subset"
+
+
+def compare(findings: list[Finding], expected: dict[Key, str | None], *,
+            subset: bool = False) -> tuple[list[str], list[str]]:
+    """(missing, unexpected) descriptions; a status mismatch shows in both lists."""
+    actual = {(f.type, f.agent, f.subject): f.status for f in findings}
+    missing: list[str] = []
+    unexpected: list[str] = []
+    for key, status in expected.items():
+        got = actual.get(key)
+        if got is None:
+            missing.append(describe(key, status))
+        elif status is not None and got != status:
+            missing.append(describe(key, status))
+            unexpected.append(describe(key, got))
+    if not subset:
+        unexpected.extend(describe(key, status) for key, status in actual.items()
+                          if key not in expected)
+    return sorted(missing), sorted(unexpected)

@@ -1,0 +1,256 @@
+"""A policy set prepared for fast evaluation: effective rules, matchers and the agent index.
+
+Built once per :class:`~service.policy.model.PolicySet` (``policy_set.compiled``). Each policy's
+rules are merged with the Defaults (the policy wins where it speaks, deny lists and waivers add
+up), its pattern lists become :class:`~service.policy.patterns.PatternList` matchers, and the
+policies are indexed by agent name so selecting the governing policy costs a dict look-up and
+at most two regex matches instead of a test of every policy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from connectors.integrations import build_implications
+from service.findings.model import DEFAULT_SEVERITY, PolicyRef
+from service.policy.model import (
+    CredentialRules,
+    Defaults,
+    PatternRule,
+    Policy,
+    PolicySet,
+    Recertify,
+    Rules,
+    Setting,
+    Waiver,
+)
+from service.policy.patterns import (
+    AllowMatcher,
+    DenyMatcher,
+    PatternList,
+    agent_regex,
+    is_wildcard,
+    scope_regex,
+)
+from service.view import AgentView
+
+
+def effective_rules(policy: Policy | None, defaults: Defaults) -> Rules:
+    """The rules that apply to an agent governed by ``policy`` (None: unmanaged, Defaults only).
+
+    A policy's value wins where it sets one; deny patterns and waivers of both add up, the
+    policy's first.
+    """
+    base = defaults.rules
+    if policy is None:
+        return base
+    own = policy.rules
+    return Rules(
+        deny=own.deny + base.deny,
+        credentials=CredentialRules(
+            max_age=own.credentials.max_age or base.credentials.max_age,
+            warn_before=own.credentials.warn_before or base.credentials.warn_before,
+            require_expiry=own.credentials.require_expiry or base.credentials.require_expiry,
+        ),
+        unused_after=own.unused_after or base.unused_after,
+        recertify=Recertify(
+            every=own.recertify.every or base.recertify.every,
+            reviewers=own.recertify.reviewers or base.recertify.reviewers,
+            fallback_reviewers=own.recertify.fallback_reviewers
+            or base.recertify.fallback_reviewers,
+            not_owner=(own.recertify.not_owner if own.recertify.not_owner is not None
+                       else base.recertify.not_owner),
+            on_timeout=own.recertify.on_timeout or base.recertify.on_timeout,
+        ),
+        waivers=own.waivers + base.waivers,
+    )
+
+
+class CompiledWaiver:
+    """A waiver with its subject and agent patterns compiled."""
+
+    __slots__ = ("_agent", "_scope", "waiver")
+
+    def __init__(self, waiver: Waiver):
+        self.waiver = waiver
+        self._scope = (None if waiver.scope is None
+                       else re.compile(scope_regex(waiver.scope), re.DOTALL))
+        self._agent = (None if waiver.agent is None
+                       else re.compile(agent_regex(waiver.agent), re.DOTALL))
+
+    def applies(self, *, type_: str, subject: str, agent: AgentView | None) -> bool:
+        if type_ != self.waiver.type:
+            return False
+        if self._scope is not None and self._scope.fullmatch(subject) is None:
+            return False
+        if self._agent is None:
+            return True
+        return agent is not None and (self._agent.fullmatch(agent.name) is not None
+                                      or self._agent.fullmatch(agent.id) is not None)
+
+
+VERDICT_CACHE_LIMIT = 200_000
+"""Scopes remembered per policy; the cache starts over when full (fleets repeat scopes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one policy says about one scope."""
+
+    deny: tuple[int, str] | None
+    """(index into ``deny_rules``, the scope that matched it) when the scope is denied."""
+    excess: bool
+    """Its integration is allowed, no allow pattern covers it, and it is not denied."""
+    unknown: bool
+    """Its integration is not a key of the policy's allow."""
+
+
+CLEAN = Verdict(None, False, False)
+
+
+@dataclass(slots=True)
+class CompiledPolicy:
+    """Everything the engine needs to judge one agent, for one policy or for unmanaged agents."""
+
+    policy: Policy | None
+    label: str
+    """How messages name the rules: ``policy review-agent`` or ``the default policy``."""
+    allow: dict[str, AllowMatcher]
+    deny_rules: tuple[PatternRule, ...]
+    deny: DenyMatcher
+    max_age: Setting[timedelta] | None
+    warn_before: Setting[timedelta] | None
+    require_expiry: Setting[bool] | None
+    unused_after: Setting[timedelta] | None
+    recertify_every: Setting[timedelta] | None
+    waivers: tuple[CompiledWaiver, ...]
+    _verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    @property
+    def governed(self) -> bool:
+        return self.policy is not None
+
+    @property
+    def owner(self) -> Setting[str] | None:
+        return None if self.policy is None else self.policy.owner
+
+    @property
+    def allow_ref(self) -> PolicyRef | None:
+        return None if self.policy is None else self.policy.allow_ref
+
+    def verdict(self, scope: str, integration: str) -> Verdict:
+        """The policy's verdict on a scope, cached per scope (the hot path of evaluation)."""
+        found = self._verdicts.get(scope)
+        if found is None:
+            found = self._judge(scope, integration)
+            if len(self._verdicts) >= VERDICT_CACHE_LIMIT:
+                self._verdicts.clear()
+            self._verdicts[scope] = found
+        return found
+
+    def _judge(self, scope: str, integration: str) -> Verdict:
+        deny = self.deny.match(scope)
+        allow = self.allow.get(integration)
+        unknown = self.policy is not None and allow is None
+        excess = allow is not None and deny is None and not allow.covers(scope)
+        if deny is None and not unknown and not excess:
+            return CLEAN
+        return Verdict(deny, excess, unknown)
+
+
+def compile_policy(policy: Policy | None, defaults: Defaults,
+                   implications: Mapping[str, Mapping[str, frozenset[str]]]) -> CompiledPolicy:
+    rules = effective_rules(policy, defaults)
+    allow = {} if policy is None else {
+        integration: AllowMatcher([p.pattern for p in rule.patterns],
+                                  implications.get(integration, {}))
+        for integration, rule in policy.allow.items()}
+    return CompiledPolicy(
+        policy=policy,
+        label="the default policy" if policy is None else f"policy {policy.name}",
+        allow=allow,
+        deny_rules=rules.deny,
+        deny=DenyMatcher([p.pattern for p in rules.deny], implications),
+        max_age=rules.credentials.max_age,
+        warn_before=rules.credentials.warn_before,
+        require_expiry=rules.credentials.require_expiry,
+        unused_after=rules.unused_after,
+        recertify_every=rules.recertify.every,
+        waivers=tuple(CompiledWaiver(w) for w in rules.waivers),
+    )
+
+
+def _labels_match(policy: Policy, agent: AgentView) -> bool:
+    return all(agent.labels.get(key) == value for key, value in policy.labels.items())
+
+
+class AgentIndex:
+    """Finds the one policy that governs an agent.
+
+    Literal name patterns go into a dict; all wildcard patterns form one regex union whose first
+    matching alternative names a candidate. Because the loader refuses two policies that can
+    select one agent name, a single candidate whose labels fit is the answer; anything else (a
+    candidate whose labels do not fit, or one policy matching the name and another the id)
+    falls back to testing every policy, and the first by file and line wins.
+    """
+
+    def __init__(self, policies: tuple[Policy, ...]):
+        self._policies = policies
+        self._exact: dict[str, list[int]] = {}
+        wild_patterns: list[str] = []
+        self._wild_owner: list[int] = []
+        self._each: list[re.Pattern[str]] = []
+        for index, policy in enumerate(policies):
+            patterns = [rule.pattern for rule in policy.agents] or ["*"]
+            self._each.append(re.compile("|".join(agent_regex(p) for p in patterns), re.DOTALL))
+            for pattern in patterns:
+                if is_wildcard(pattern):
+                    wild_patterns.append(pattern)
+                    self._wild_owner.append(index)
+                else:
+                    self._exact.setdefault(pattern, []).append(index)
+        self._wild = PatternList(wild_patterns, to_regex=agent_regex)
+
+    def select(self, agent: AgentView) -> Policy | None:
+        candidates: set[int] = set()
+        for text in (agent.name, agent.id):
+            candidates.update(self._exact.get(text, ()))
+            wild = self._wild.first_match(text)
+            if wild is not None:
+                candidates.add(self._wild_owner[wild])
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            policy = self._policies[candidates.pop()]
+            if _labels_match(policy, agent):
+                return policy
+        return self._select_slowly(agent)
+
+    def _select_slowly(self, agent: AgentView) -> Policy | None:
+        for policy, regex in zip(self._policies, self._each, strict=True):
+            named = regex.fullmatch(agent.name) or regex.fullmatch(agent.id)
+            if named is not None and _labels_match(policy, agent):
+                return policy
+        return None
+
+
+class CompiledSet:
+    """A policy set ready to evaluate: per-policy matchers, the agent index, severities."""
+
+    def __init__(self, policy_set: PolicySet):
+        defaults = policy_set.defaults
+        self.implications = build_implications(defaults.integrations)
+        self.severity: dict[str, str] = {
+            **DEFAULT_SEVERITY, **{kind: s.value for kind, s in defaults.severity.items()}}
+        self.unmanaged = compile_policy(None, defaults, self.implications)
+        self._by_name = {policy.name: compile_policy(policy, defaults, self.implications)
+                         for policy in policy_set.policies}
+        self._index = AgentIndex(policy_set.policies)
+
+    def select(self, agent: AgentView) -> CompiledPolicy:
+        """The governing policy's compiled rules, or the Defaults-only rules when unmanaged."""
+        policy = self._index.select(agent)
+        return self.unmanaged if policy is None else self._by_name[policy.name]
