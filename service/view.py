@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class GrantView:
     integration: str
     scope: str
@@ -24,7 +24,7 @@ class GrantView:
     first_seen_at: datetime | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class CredentialView:
     id: str
     integration: str
@@ -36,7 +36,7 @@ class CredentialView:
     fingerprint: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class AgentView:
     id: str
     name: str
@@ -51,7 +51,7 @@ class AgentView:
     """When a reviewer last certified the agent; None when never."""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SourceView:
     name: str
     kind: str

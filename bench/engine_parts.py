@@ -1,0 +1,201 @@
+"""Parts (a) and (b): the `check` path against a bare parse, and the engine against the baseline.
+
+(a) ``check`` on a snapshot = read_snapshot_view + load_policy_set + evaluate + the JSON
+document of DESIGN §5, all in-process (the figure the target is about); the same run through the
+real ``scopekeeper check`` subprocess is reported beside it, startup and imports included.
+(b) evaluate and the naive baseline run on the same materialised view; before any speedup is
+reported, both must find the same (type, agent, subject) set of scope findings.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.baseline import SCOPE_TYPES, ScopeFinding, evaluate_naive, load_naive_policies
+from bench.report import Row, RunReport, best_of, ratio_row
+from bench.scales import NOW
+from service.view import InventoryView
+
+
+def check_once(snapshot: Path, policies: Path) -> dict[str, float]:
+    """The steps of ``scopekeeper check --inventory FILE --format json`` (service/cli/check.py),
+    in-process and in the same order, output written to /dev/null; returns seconds per phase."""
+    from service.output import render
+    from service.output.report import FindingsReport
+    from service.policy.engine import evaluate
+    from service.policy.loader import load_policy_set
+    from service.snapshot import read_snapshot_view
+
+    phases: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phases[name] = now - clock
+        clock = now
+
+    policy_set = load_policy_set(policies)
+    lap("load_policies")
+    view = read_snapshot_view(snapshot)
+    gc.freeze()  # as the CLI does once the view is read
+    lap("read_view")
+    try:
+        findings = evaluate(view, policy_set, NOW)  # also consumes the view's agents
+        lap("sort_agents+evaluate")
+        report = FindingsReport.from_findings(findings, policy_set=policy_set.version,
+                                              evaluated_at=NOW)
+        with open(os.devnull, "w", encoding="utf-8") as sink:
+            sink.write(render(report, format_name="json"))
+        lap("json_output")
+    finally:
+        gc.unfreeze()
+    return phases
+
+
+def _parse_only(snapshot: Path) -> Any:
+    with open(snapshot, "rb") as handle:
+        return json.load(handle)
+
+
+def _cli_check(snapshot: Path, policies: Path) -> tuple[float, int, int]:
+    """Wall time, exit code and finding count of the real CLI's JSON output."""
+    executable = shutil.which("scopekeeper", path=str(Path(sys.executable).parent))
+    if executable is None:
+        raise RuntimeError("the scopekeeper console script is not installed in this venv")
+    with tempfile.TemporaryFile() as output:
+        started = time.perf_counter()
+        completed = subprocess.run(
+            [executable, "check", "--policies", str(policies), "--inventory", str(snapshot),
+             "--format", "json"], stdout=output, stderr=subprocess.PIPE, check=False)
+        seconds = time.perf_counter() - started
+        output.seek(0)
+        try:
+            findings = len(json.load(output)["findings"])
+        except (ValueError, KeyError, TypeError):
+            last = (completed.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
+            raise RuntimeError(f"scopekeeper check exited {completed.returncode} without a "
+                               f"findings document: {last[:200]}") from None
+    return seconds, completed.returncode, findings
+
+
+def measure_check(report: RunReport, *, snapshot: Path, policies: Path, repeat: int) -> None:
+    parse_s, parsed = best_of(lambda: _parse_only(snapshot), repeat=repeat)
+    del parsed
+    report.add(Row("check", "parse only: json.load(snapshot)", parse_s, "s"))
+    check_s, phases = best_of(lambda: check_once(snapshot, policies), repeat=repeat)
+    report.add(Row("check", "check in-process: read view + policies + evaluate + JSON",
+                   check_s, "s", note="last run: " + ", ".join(
+                       f"{name} {seconds:.3f} s" for name, seconds in phases.items())))
+    report.add(ratio_row("check", "check / parse", check_s / parse_s, at_most=2))
+    try:
+        cli_s, code, findings = _cli_check(snapshot, policies)
+    except RuntimeError as exc:
+        report.add(Row("check", "scopekeeper check --format json (subprocess)", None, "s",
+                       note=f"not measured: {exc}"))
+        return
+    report.add(Row("check", "scopekeeper check --format json (subprocess, all incl.)", cli_s,
+                   "s", note=f"exit code {code}; {findings:,} findings"))
+
+
+def materialised_view(snapshot: Path, *, sample_every: int = 1) -> InventoryView:
+    """The snapshot's view with its agents in a list, so several evaluations can share it;
+    ``sample_every=k`` keeps every k-th agent (by id) only."""
+    from service.snapshot import read_snapshot_view
+
+    view = read_snapshot_view(snapshot)
+    agents = [agent for index, agent in enumerate(view.agents) if index % sample_every == 0]
+    return InventoryView(sources=view.sources, agents=agents,
+                         shared_fingerprints=view.shared_fingerprints)
+
+
+def scope_findings(findings: list[Any]) -> set[ScopeFinding]:
+    return {(f.type, f.agent, f.subject) for f in findings if f.type in SCOPE_TYPES}
+
+
+def _engine_cold(policies: Path, view: InventoryView, repeat: int) -> tuple[float, float, Any]:
+    """Best (compile seconds, evaluate seconds) over fresh policy sets, and the findings.
+
+    Each repeat loads the policy set anew (untimed) and compiles its matchers (timed apart), so
+    evaluate starts with empty per-scope caches, like a one-shot ``check``. The baseline's
+    pattern preparation is untimed too, which keeps the two comparable."""
+    from service.policy.engine import evaluate
+    from service.policy.loader import load_policy_set
+
+    best_compile = best_evaluate = float("inf")
+    findings: Any = None
+    for _ in range(max(1, repeat)):
+        policy_set = load_policy_set(policies)
+        compile_s, _ = best_of(lambda policy_set=policy_set: getattr(policy_set, "compiled",
+                                                                     None), repeat=1)
+        evaluate_s, findings = best_of(
+            lambda policy_set=policy_set: evaluate(view, policy_set, NOW), repeat=1)
+        best_compile = min(best_compile, compile_s)
+        best_evaluate = min(best_evaluate, evaluate_s)
+    return best_compile, best_evaluate, findings
+
+
+def _difference_note(engine: set[ScopeFinding], naive: set[ScopeFinding]) -> str:
+    only_engine = sorted(engine - naive)[:3]
+    only_naive = sorted(naive - engine)[:3]
+    return (f"engine {len(engine)} vs naive {len(naive)}; only engine: {only_engine}; "
+            f"only naive: {only_naive}")
+
+
+def without_credentials(view: InventoryView) -> InventoryView:
+    """The same agents and grants with no credentials: only the rules the baseline has too."""
+    return InventoryView(sources=(), shared_fingerprints={},
+                         agents=[replace(agent, credentials=()) for agent in view.agents])
+
+
+def measure_evaluation(report: RunReport, *, snapshot: Path, policies: Path,
+                       engine_repeat: int, naive_repeat: int, sample_every: int = 1) -> bool:
+    """Time both evaluators on one view; return whether their scope findings agree.
+
+    The speedup with the target is the conservative one: the engine evaluates every finding
+    type, the baseline only the scope rules. A second figure evaluates the same agents and
+    grants without their credentials, which leaves the engine about the baseline's work.
+    ``sample_every=k`` evaluates every k-th agent only (both evaluators, same agents, the full
+    policy set), for fleets where the naive baseline would run for hours."""
+    view = materialised_view(snapshot, sample_every=sample_every)
+    agents = len(view.agents)  # type: ignore[arg-type]
+    grants = sum(len(agent.grants) for agent in view.agents)
+    sampled = "" if sample_every == 1 else f" (every {sample_every}th agent: {agents:,} agents)"
+    compile_s, engine_s, findings = _engine_cold(policies, view, engine_repeat)
+    report.add(Row("evaluate", "engine: compile the policy set (matchers, agent index)",
+                   compile_s, "s"))
+    report.add(Row("evaluate", "engine evaluate (all finding types, cold caches)", engine_s, "s",
+                   note=f"{grants / engine_s:,.0f} grants/s; {len(findings):,} findings"
+                   f"{sampled}"))
+    naive_set = load_naive_policies(policies)
+    naive_s, naive = best_of(lambda: evaluate_naive(view, naive_set), repeat=naive_repeat)
+    report.add(Row("evaluate", "naive fnmatch baseline (scope rules only)", naive_s, "s",
+                   note=f"{grants / naive_s:,.0f} grants/s"))
+    engine = scope_findings(findings)
+    equal = engine == naive
+    by_type = Counter(kind for kind, _, _ in engine)
+    report.add(Row("evaluate", "same scope findings (excess/denied/unknown)", len(engine),
+                   "findings", "equal", equal,
+                   note=", ".join(f"{k}={v}" for k, v in sorted(by_type.items())) if equal
+                   else _difference_note(engine, naive)))
+    if not equal:
+        return False
+    report.add(ratio_row("evaluate", "speedup: naive / engine (engine: all rules)",
+                         naive_s / engine_s, at_least=10))
+    _, grants_only_s, _ = _engine_cold(policies, without_credentials(view), engine_repeat)
+    report.add(Row("evaluate", "engine evaluate, same agents+grants without credentials",
+                   grants_only_s, "s", note=f"{grants / grants_only_s:,.0f} grants/s"))
+    report.add(ratio_row("evaluate", "speedup: naive / engine (scope rules only, context)",
+                         naive_s / grants_only_s))
+    return True

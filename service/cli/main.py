@@ -1,0 +1,70 @@
+"""The ``scopekeeper`` command line (DESIGN §6). Commands live in their own modules; this one
+wires them into one Typer app and holds the global options."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from service.cli.check import check
+from service.cli.collect import inventory_app, report_sync, sync_command
+from service.cli.common import CliState, fails_cleanly, print_error, settings_from
+from service.cli.policy import policy_app
+from service.pipeline import sync
+from service.registry.db import upgrade
+from service.web.app import create_app
+
+app = typer.Typer(
+    name="scopekeeper",
+    help="Keep AI agents on least privilege: inventory, policies, findings.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Manage the registry database.", no_args_is_help=True)
+
+app.add_typer(policy_app, name="policy")
+app.add_typer(inventory_app, name="inventory")
+app.add_typer(db_app, name="db")
+app.command("check")(check)
+app.command("sync")(sync_command)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", help="scopekeeper.toml to use (default: $SCOPEKEEPER_CONFIG)."),
+) -> None:
+    """Scopekeeper: least-privilege governance for AI agents."""
+    ctx.obj = CliState(config_path=config)
+
+
+@db_app.command("upgrade")
+@fails_cleanly
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply the registry's migrations (alembic upgrade head)."""
+    settings = settings_from(ctx)
+    upgrade(settings.database_url)
+    safe_url = make_url(settings.database_url).render_as_string(hide_password=True)
+    typer.echo(f"{safe_url}: the registry schema is up to date")
+
+
+@app.command("serve")
+@fails_cleanly
+def serve(
+    ctx: typer.Context,
+    host: str | None = typer.Option(None, "--host", help="Address to listen on."),
+    port: int | None = typer.Option(None, "--port", help="Port to listen on."),
+) -> None:
+    """Upgrade the registry, sync the configured connectors once, then serve the web app."""
+    settings = settings_from(ctx)
+    upgrade(settings.database_url)
+    code = report_sync(sync(settings=settings, now=datetime.now(UTC)))
+    if code != 0:
+        print_error("serving anyway; the page and /readyz show what is missing")
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)

@@ -1,0 +1,257 @@
+"""Turn one evaluation's findings into lifecycles with stable identities (DESIGN §5, §8).
+
+For every finding the engine produced: new ones open (or start waived); known ones are
+refreshed; ``open`` and ``waived`` follow the evaluation; ``accepted`` stays until its
+``accepted_until`` has passed, then reopens; a ``resolved`` one that comes back reopens.
+For every active finding the engine did not produce: it is resolved only if the source that
+would show the drift synced ``ok`` last time; otherwise it is kept and flagged ``stale``, so a
+failing connector never turns into an all-clear. Every status change writes a finding_event;
+everything happens in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.errors import InputError, RegistryError
+from service.findings.model import Finding
+from service.registry.db import write_transaction
+from service.registry.policy_sets import record_policy_set
+from service.registry.rows import digest64
+from service.registry.stored import IN_LIST_SIZE, batches
+from service.registry.tables import (
+    agent_table,
+    finding_event_table,
+    finding_table,
+    source_table,
+)
+from service.registry.writes import insert_rows, keyed, set_by_id, update_rows
+
+if TYPE_CHECKING:
+    from service.policy.model import PolicySet
+
+SYSTEM_ACTOR = "scopekeeper"
+ACTIVE_STATUSES = ("open", "waived", "accepted")
+EVALUATED_STATUSES = ("open", "waived")
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    opened: int = 0
+    """New findings that start open."""
+    kept: int = 0
+    """Known findings whose status did not change (stale ones included)."""
+    resolved: int = 0
+    waived: int = 0
+    """Findings that became (or started) waived."""
+    reopened: int = 0
+    """Findings back to open: reappeared after resolution, acceptance or waiver expired."""
+    stale: int = 0
+    """Of ``kept``: not produced, but kept because their source could not confirm it is gone."""
+
+
+@dataclass(slots=True)
+class _Stored:
+    status: str
+    content_hash: int
+    accepted_until: datetime | None
+    stale: bool
+    agent_id: str | None
+    subject: str
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Everything one reconcile writes, gathered first and written in bulk."""
+
+    now: datetime
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    refreshed: list[dict[str, Any]] = field(default_factory=list)
+    """Produced again with new content or a new status (rows for ``update_rows``)."""
+    acceptance_ended: list[str] = field(default_factory=list)
+    seen_again: list[str] = field(default_factory=list)
+    """Produced again, nothing changed but ``last_seen_at``."""
+    resolved: list[str] = field(default_factory=list)
+    marked_stale: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("opened", "kept", "resolved", "waived", "reopened", "stale"), 0))
+
+    def event(self, finding_id: str, before: str | None, after: str, reason: str) -> None:
+        self.events.append({"finding_id": finding_id, "at": self.now, "from_status": before,
+                            "to_status": after, "actor": SYSTEM_ACTOR, "reason": reason})
+
+
+def reconcile(*, engine: Engine, findings: list[Finding], policy_set_version: str,
+              now: datetime, policy_set: PolicySet | None = None) -> ReconcileResult:
+    """Apply one evaluation's findings to the registry; returns what changed."""
+    produced = _index(findings)
+    try:
+        with write_transaction(engine) as conn:
+            record_policy_set(conn, version=policy_set_version, valid=True, problems=(),
+                              files=policy_set.files if policy_set is not None else (),
+                              now=now, used=True)
+            stored = _load(conn, produced)
+            plan = _Plan(now)
+            for finding_id, finding in produced.items():
+                _plan_produced(plan, finding, stored.get(finding_id), policy_set_version)
+            gone = {key: row for key, row in stored.items()
+                    if key not in produced and row.status in ACTIVE_STATUSES}
+            confirmations = _source_confirmations(conn, gone)
+            for finding_id, row in gone.items():
+                _plan_gone(plan, finding_id, row, confirmations[finding_id])
+            _write(conn, plan)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise RegistryError(f"reconciling findings failed, nothing was changed ({reason})") from exc
+    return ReconcileResult(**plan.counts)
+
+
+def _index(findings: Iterable[Finding]) -> dict[str, Finding]:
+    """Findings by id; the engine's status must be open or waived. A repeated id keeps the
+    first finding (the same drift reported twice is one finding)."""
+    produced: dict[str, Finding] = {}
+    for index, finding in enumerate(findings):
+        if finding.status not in EVALUATED_STATUSES:
+            raise InputError(f"findings[{index}]: status {finding.status!r} cannot come from an "
+                             "evaluation; expected open or waived")
+        produced.setdefault(finding.id, finding)
+    return produced
+
+
+def _load(conn: Connection, produced: Mapping[str, Finding]) -> dict[str, _Stored]:
+    """Every active finding, plus resolved ones the evaluation produced again."""
+    table = finding_table
+    columns = (table.c.id, table.c.status, table.c.content_hash, table.c.accepted_until,
+               table.c.stale, table.c.agent_id, table.c.subject)
+    stored = {row[0]: _Stored(*row[1:]) for row in conn.execute(
+        select(*columns).where(table.c.status.in_(ACTIVE_STATUSES)))}
+    unknown = [key for key in produced if key not in stored]
+    for chunk in batches(unknown, IN_LIST_SIZE):
+        stored.update((row[0], _Stored(*row[1:]))
+                      for row in conn.execute(select(*columns).where(table.c.id.in_(chunk))))
+    return stored
+
+
+def _content_hash(finding: Finding, policy_set_version: str) -> int:
+    policy = (finding.policy.file, finding.policy.line) if finding.policy else None
+    return digest64(repr((finding.severity, finding.integration, policy, finding.message,
+                          finding.evidence, finding.waiver, policy_set_version)))
+
+
+def _evaluation_values(finding: Finding, policy_set_version: str,
+                       content_hash: int) -> dict[str, Any]:
+    return {
+        "type": finding.type, "severity": finding.severity, "agent_id": finding.agent,
+        "integration": finding.integration, "subject": finding.subject,
+        "policy_file": finding.policy.file if finding.policy else None,
+        "policy_line": finding.policy.line if finding.policy else None,
+        "message": finding.message, "evidence": finding.evidence, "waiver": finding.waiver,
+        "policy_set_version": policy_set_version, "content_hash": content_hash,
+    }
+
+
+def _plan_produced(plan: _Plan, finding: Finding, stored: _Stored | None,
+                   policy_set_version: str) -> None:
+    content_hash = _content_hash(finding, policy_set_version)
+    values = _evaluation_values(finding, policy_set_version, content_hash)
+    if stored is None:
+        plan.inserts.append({"id": finding.id, **values, "status": finding.status,
+                             "stale": False, "first_seen_at": plan.now,
+                             "last_seen_at": plan.now, "resolved_at": None,
+                             "accepted_until": None, "accepted_by": None,
+                             "accepted_reason": None})
+        plan.counts["opened" if finding.status == "open" else "waived"] += 1
+        plan.event(finding.id, None, finding.status, "found by evaluation")
+        return
+    status, reason = _next_status(stored, finding.status, plan.now)
+    if reason is None:
+        plan.counts["kept"] += 1
+        if stored.content_hash == content_hash and not stored.stale:
+            plan.seen_again.append(finding.id)
+            return
+    else:
+        plan.counts["waived" if status == "waived" else "reopened"] += 1
+        plan.event(finding.id, stored.status, status, reason)
+        if stored.status == "accepted":
+            plan.acceptance_ended.append(finding.id)
+    plan.refreshed.append(keyed({"id": finding.id}, {
+        **values, "status": status, "stale": False, "last_seen_at": plan.now,
+        "resolved_at": None}))
+
+
+def _next_status(stored: _Stored, evaluated: str, now: datetime) -> tuple[str, str | None]:
+    """The status a produced finding moves to, and why (None: no change)."""
+    if stored.status == "resolved":
+        return evaluated, "found again after it was resolved"
+    if stored.status == "accepted":
+        until = stored.accepted_until
+        if until is not None and until < now:
+            return evaluated, f"acceptance expired at {until.isoformat()}"
+        return "accepted", None
+    if stored.status == evaluated:
+        return evaluated, None
+    if evaluated == "waived":
+        return "waived", "a waiver covers it"
+    return "open", "no unexpired waiver covers it any more"
+
+
+def _source_confirmations(conn: Connection,
+                          gone: Mapping[str, _Stored]) -> dict[str, tuple[bool, str]]:
+    """Per finding not produced: (its source's latest sync was ok, which source).
+
+    The source is the agent's; for a finding without an agent (stale_inventory) it is the
+    source the subject names. When no source can be told (an agent the registry never held),
+    every source must have synced ok.
+    """
+    statuses = dict(conn.execute(select(source_table.c.name, source_table.c.last_status)).all())
+    agent_ids = {row.agent_id for row in gone.values() if row.agent_id is not None}
+    agent_sources: dict[str, str] = {}
+    for chunk in batches(agent_ids, IN_LIST_SIZE):
+        agent_sources.update(conn.execute(
+            select(agent_table.c.id, agent_table.c.source)
+            .where(agent_table.c.id.in_(chunk))).all())
+    all_ok = bool(statuses) and all(status == "ok" for status in statuses.values())
+    confirmations: dict[str, tuple[bool, str]] = {}
+    for finding_id, row in gone.items():
+        source = (agent_sources.get(row.agent_id) if row.agent_id is not None
+                  else row.subject if row.subject in statuses else None)
+        confirmations[finding_id] = ((statuses.get(source) == "ok", source)
+                                     if source is not None else (all_ok, "every source"))
+    return confirmations
+
+
+def _plan_gone(plan: _Plan, finding_id: str, stored: _Stored,
+               confirmation: tuple[bool, str]) -> None:
+    source_ok, source = confirmation
+    if not source_ok:
+        plan.counts["kept"] += 1
+        plan.counts["stale"] += 1
+        if not stored.stale:
+            plan.marked_stale.append(finding_id)
+        return
+    plan.counts["resolved"] += 1
+    plan.resolved.append(finding_id)
+    if stored.status == "accepted":
+        plan.acceptance_ended.append(finding_id)
+    plan.event(finding_id, stored.status, "resolved",
+               f"no longer found and {source} synced ok")
+
+
+def _write(conn: Connection, plan: _Plan) -> None:
+    table = finding_table
+    insert_rows(conn, table, plan.inserts)
+    update_rows(conn, table, plan.refreshed)
+    set_by_id(conn, table, ids=plan.acceptance_ended,
+              values={"accepted_until": None, "accepted_by": None, "accepted_reason": None})
+    set_by_id(conn, table, ids=plan.resolved,
+              values={"status": "resolved", "resolved_at": plan.now, "stale": False})
+    set_by_id(conn, table, ids=plan.marked_stale, values={"stale": True})
+    set_by_id(conn, table, ids=plan.seen_again, values={"last_seen_at": plan.now})
+    insert_rows(conn, finding_event_table, plan.events)

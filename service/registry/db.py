@@ -1,0 +1,152 @@
+"""Connecting to the registry and migrating it.
+
+SQLite (the single-machine default) gets WAL, enforced foreign keys and a busy timeout on every
+connection, and real transactions: the driver's own transaction handling would run each SELECT
+outside the transaction, so we emit ``BEGIN`` ourselves (``BEGIN IMMEDIATE`` for writers, which
+takes the write lock up front instead of failing half-way when another writer got there first).
+PostgreSQL is reached through psycopg 3 (``postgresql+psycopg://``) with the session in UTC.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from service.errors import ConfigError, RegistryError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout the package is installed from (editable install): holds migrations/."""
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITE_OPTION = "scopekeeper_write"
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for ``sqlite:///FILE`` or ``postgresql+psycopg://...``, tuned as said above."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database_url: {url!r} is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, json_serializer=_json_dumps)
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True, json_serializer=_json_dumps,
+                             connect_args={"options": "-c timezone=UTC"})
+    raise ConfigError(f"database_url: unsupported database {parsed.get_backend_name()!r}; "
+                      "use sqlite:///FILE or postgresql+psycopg://...")
+
+
+def _json_default(value: Any) -> Any:
+    """JSON columns (evidence, labels) may carry timestamps and durations from the engine."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    raise TypeError(f"{type(value).__name__} value {value!r} cannot be stored as JSON")
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, see module doc
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction for a unit of work that writes: committed at the end, rolled back on error.
+
+    On SQLite the write lock is taken at the start, so two writers queue instead of one failing.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{_WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector around a bulk step.
+
+    A sync allocates millions of small tuples and dicts while the inventory (millions of
+    long-lived objects) sits in memory; each automatic collection would walk all of them again
+    and again, which costs more than the sync's own work. Nothing the step creates needs the
+    cycle collector; collection resumes (and catches up) when the step ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def migrations_dir() -> Path:
+    path = PROJECT_ROOT / "migrations"
+    if not (path / "env.py").is_file():
+        raise RegistryError(f"{path}: migrations folder not found (is the project installed "
+                            "editable from its checkout?)")
+    return path
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic settings built in code; a top-level alembic.ini, when present, is read first."""
+    ini = PROJECT_ROOT / "alembic.ini"
+    config = Config(str(ini)) if ini.is_file() else Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema (``alembic upgrade head``)."""
+    engine = create_db_engine(url)
+    config = alembic_config(url)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        raise RegistryError(f"{_safe(url)}: database migration failed: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "database"

@@ -1,0 +1,91 @@
+"""The streaming reader's quick check never accepts what the pydantic models refuse.
+
+The stream accepts plainly valid items itself and leaves everything else to the models; so for
+every item below, reading the file with the models (``read_snapshot``, the authority) and
+streaming it must agree: both fail with the same message, or both give the same view.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.errors import SnapshotError
+from service.snapshot import read_snapshot, read_snapshot_view, view_from_inventory
+
+TIMES = [
+    None, "2026-11-24T10:00:00Z", "2026-11-24T10:00:00+05:30", "2026-11-24T10:00:00-00:00",
+    "2026-11-24T10:00:00.5Z", "2026-11-24T10:00:00.123456Z", "2026-11-24T10:00:00.1234567Z",
+    "2026-11-24T10:00:00", "2026-11-24 10:00:00Z", "2026-11-24t10:00:00z", "2026-11-24",
+    "2026-02-30T00:00:00Z", "2026-11-24T24:00:00Z", "2026-11-24T10:00:60Z",
+    "2026-11-24T10:00:00+24:00", "2026-11-24T10:00:00+0530", "20261124T100000Z", 1732442400,
+    1732442400.5, "1732442400", True, "", [],
+]
+TEXTS = [None, "", "x", "x" * 512, "x" * 513, 7, 1.5, True, [], {}, "ünïcode", "a\nb"]
+SCOPES = [
+    "github:contents:read", "github:contents:read\n", "github::read", "GitHub:x:read",
+    "github", "gh:x", "gi:", "github:" + "x" * 1017, "github:" + "x" * 1018, "github:a b:read",
+    "vault:secret/data/*:read", "github-x:a", "9github:x:read", 12,
+]
+FINGERPRINTS = [None, "hmac-sha256:" + "ab" * 32, "hmac-sha256:" + "AB" * 32,
+                "hmac-sha256:" + "ab" * 32 + "\n", "sha256:" + "ab" * 32, "", 5]
+LABELS = [{}, {"env": "prod"}, {"env": 1}, {"env": None}, [], None, "prod", {"": ""}]
+
+
+def _base() -> dict:
+    return {
+        "version": 1, "collected_at": "2026-11-24T10:00:00Z",
+        "sources": [{"connector": "s", "kind": "file", "status": "ok"}],
+        "agents": [{"id": "s/a", "name": "a", "source": "s", "owner": "o", "labels": {}}],
+        "grants": [{"agent": "s/a", "integration": "github", "scope": "github:contents:read",
+                    "credential": "s/k", "last_used_at": None, "evidence": {}}],
+        "credentials": [{"id": "s/k", "agent": "s/a", "integration": "github", "kind": "pat",
+                         "created_at": None, "rotated_at": None, "expires_at": None,
+                         "last_used_at": None, "fingerprint": None}],
+    }
+
+
+def _variants():
+    fields = {
+        "agents": {"id": TEXTS, "name": TEXTS, "source": TEXTS, "owner": TEXTS,
+                   "labels": LABELS},
+        "grants": {"agent": TEXTS, "integration": [*TEXTS, "vault"], "scope": SCOPES,
+                   "credential": TEXTS, "last_used_at": TIMES,
+                   "evidence": [{}, {"a": [1, 2.5]}, None, [], "x"]},
+        "credentials": {"id": TEXTS, "agent": TEXTS, "integration": TEXTS, "kind": TEXTS,
+                        "created_at": TIMES, "rotated_at": TIMES, "expires_at": TIMES,
+                        "last_used_at": TIMES, "fingerprint": FINGERPRINTS},
+    }
+    for array, per_field in fields.items():
+        for field, values in per_field.items():
+            for number, value in enumerate(values):
+                yield pytest.param(array, field, value, id=f"{array}.{field}.{number}")
+            yield pytest.param(array, field, KeyError, id=f"{array}.{field}.missing")
+        yield pytest.param(array, "unexpected", "x", id=f"{array}.extra-field")
+        yield pytest.param(array, None, "not an object", id=f"{array}.not-an-object")
+
+
+def _outcome(reader, path: Path):
+    try:
+        view = reader(path)
+    except SnapshotError as exc:
+        return "error", str(exc)
+    return "view", (view.sources, list(view.agents), view.shared_fingerprints)
+
+
+@pytest.mark.parametrize(("array", "field", "value"), list(_variants()))
+def test_stream_agrees_with_the_models(tmp_path, array, field, value):
+    document = _base()
+    if field is None:
+        document[array][0] = value
+    elif value is KeyError:
+        del document[array][0][field]
+    else:
+        document[array][0][field] = value
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    by_models = _outcome(lambda p: view_from_inventory(read_snapshot(p)), path)
+    by_stream = _outcome(read_snapshot_view, path)
+    assert by_stream == by_models
