@@ -16,6 +16,11 @@ FORMAT_VERSION = 1
 
 SourceState = Literal["ok", "partial", "failed"]
 
+REFERENCE_KINDS = frozenset({"env_reference", "input_reference", "file_reference", "placeholder"})
+"""Credential kinds that only point at a secret kept elsewhere (an MCP config naming an env
+variable, say). Their age and expiry are the referenced secret's, which the pointer cannot
+tell, so the policy engine raises no age or expiry findings for them."""
+
 
 def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)

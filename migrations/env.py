@@ -12,7 +12,7 @@ from typing import Any
 from alembic import context
 from sqlmodel import SQLModel
 
-import service.registry.tables  # noqa: F401  (defines the tables on SQLModel.metadata)
+import service.tables  # noqa: F401  (puts every table on SQLModel.metadata)
 from service.config import load_settings
 from service.registry.db import create_db_engine
 from service.registry.types import UtcDateTime

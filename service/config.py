@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.errors import ConfigError
+from service.notify.settings import NotificationSettings
+from service.reports.settings import ReportSchedule
+from service.reviews.settings import ReviewSettings
+from service.scheduler.settings import SchedulerSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///./scopekeeper.db"
 
@@ -60,6 +64,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     connectors: list[ConnectorConfig] = Field(default_factory=list)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    reviews: ReviewSettings = Field(default_factory=ReviewSettings)
+    reports: list[ReportSchedule] = Field(default_factory=list)
 
     @field_validator("connectors")
     @classmethod

@@ -3,7 +3,7 @@ against its real part: a local GitHub replay server, the machine's PostgreSQL, a
 server.
 
 To add a connector, write a case function (a context manager yielding a :class:`Case`) and add
-it to :data:`CASES` under its kind -- e.g. ``CASES["mcp"] = mcp_case``.
+it to :data:`CASES` under its kind.
 """
 
 from __future__ import annotations
@@ -18,13 +18,18 @@ from pathlib import Path
 import pytest
 
 from connectors.base import Connector
+from connectors.fingerprint import FINGERPRINT_KEY_ENV
 from connectors.github import GitHubConnector
+from connectors.mcp import McpConnector
 from connectors.postgres import PostgresConnector
 from connectors.vault import VaultConnector
 from tests import connector_conformance as conformance
 from tests.conftest import missing_part
 from tests.fixtures.github.server import ORG, GitHubReplay, Reply, fixture, seed_org
 from tests.openbao import bao_binary, free_port, start_dev_server
+from tests.test_mcp_connector import ALL_FILES as MCP_FILES
+from tests.test_mcp_connector import FIXTURES as MCP_FIXTURES
+from tests.test_mcp_connector import LITERALS as MCP_LITERALS
 from tests.test_postgres_connector import (
     READER_PASSWORD,
     World,
@@ -147,11 +152,34 @@ def vault_case(tmp: Path) -> Iterator[Case]:
         server.stop()
 
 
+MCP_NAME = "mcp-conf"
+
+
+@contextmanager
+def mcp_case(tmp: Path) -> Iterator[Case]:
+    def build(paths: list[str]) -> McpConnector:
+        return McpConnector(name=MCP_NAME, env={FINGERPRINT_KEY_ENV: "conformance-key-0123456789"},
+                            options={"paths": [str(MCP_FIXTURES / path) for path in paths],
+                                     "base_dir": str(MCP_FIXTURES)})
+
+    healthy = [path for path in MCP_FILES if not path.startswith("malformed/")]
+    yield Case(kind="mcp", name=MCP_NAME, healthy=build(healthy), partial=build(MCP_FILES),
+               uncovered=[f"{MCP_NAME}/malformed/.mcp.json",
+                          f"{MCP_NAME}/malformed/.mcp.json/secret/broken/env/API_KEY"],
+               covered=[f"{MCP_NAME}/codex/config.toml",
+                        f"{MCP_NAME}/claude-desktop/claude_desktop_config.json/secret/github/env/"
+                        "GITHUB_PERSONAL_ACCESS_TOKEN"],
+               failing=McpConnector(name=MCP_NAME,
+                                    env={FINGERPRINT_KEY_ENV: "conformance-key-0123"},
+                                    options={"paths": [str(tmp / "nowhere" / "*.json")]}),
+               secrets=MCP_LITERALS)
+
+
 CASES: dict[str, CaseSetup] = {
     "github": github_case,
+    "mcp": mcp_case,
     "postgres": postgres_case,
     "vault": vault_case,
-    # Hook: the mcp connector's case goes here, e.g. "mcp": mcp_case.
 }
 
 

@@ -206,6 +206,17 @@ def test_no_expiry_follows_require_expiry_and_policy_overrides_defaults(tmp_path
         ("no_expiry", "src/other", "src/cred"), ("unmanaged_agent", "src/other", "src/other")]
 
 
+def test_references_to_secrets_get_no_age_or_expiry_findings(policies):
+    """An MCP config naming an env variable says nothing about that secret's age."""
+    reference = CredentialView(id="src/ref", integration="mcp", kind="env_reference",
+                               created_at=NOW - 900 * DAY, expires_at=None)
+    assert run(policies, agent(creds=[reference])) == []
+    literal = CredentialView(id="src/lit", integration="mcp", kind="inline_secret",
+                             created_at=NOW - 900 * DAY, expires_at=None)
+    assert [t for t, _, _ in kinds(run(policies, agent(creds=[literal])))] == [
+        "inline_secret", "no_expiry", "secret_too_old"]
+
+
 def test_unused_grant_boundary_and_unknown_use(policies):
     limit = 30 * DAY
     assert run(policies, agent(grants=[grant("github:contents:read", last_used_at=NOW - limit)],

@@ -41,6 +41,9 @@ LITERALS = [
 
 def collect(*paths: str, env=ENV, **options) -> Inventory:
     options.setdefault("paths", [str(FIXTURES / path) for path in paths])
+    # The fixtures sit inside this project's own git history, which differs between checkouts;
+    # git ages are tested on repositories the tests build (test_mcp_gitage.py).
+    options.setdefault("git_age", False)
     connector = McpConnector(name=NAME, options=options, env=env)
     return connector.collect(now=NOW)
 

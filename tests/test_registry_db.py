@@ -93,3 +93,19 @@ def test_postgresql_sessions_run_in_utc(db_url):
             assert conn.execute(text("SHOW TimeZone")).scalar() == "UTC"
     finally:
         engine.dispose()
+
+
+def test_reading_an_unmigrated_registry_says_what_to_do(db_url):
+    from service.registry.queries import list_findings
+    from service.registry.read import load_view
+
+    engine = create_db_engine(db_url)
+    try:
+        with pytest.raises(RegistryError, match=r"reading the registry failed \(run "
+                                                r"`scopekeeper db upgrade` if it is not "
+                                                r"migrated\): .*source"):
+            load_view(engine=engine, connectors=[], now=NOW)
+        with pytest.raises(RegistryError, match=r"reading findings failed: .*finding"):
+            list_findings(engine=engine)
+    finally:
+        engine.dispose()

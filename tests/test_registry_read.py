@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
 from service.config import ConnectorConfig
+from service.errors import RegistryError
 from service.registry.apply import apply_inventory
 from service.registry.merge import credential_builder, grant_builder, merge_by_agent
 from service.registry.read import load_view
@@ -182,3 +184,14 @@ def test_sqlite_text_values_are_converted_when_asked():
     assert (merged[0].labels, merged[0].first_seen_at) == ({"env": "prod"}, T0)
     assert merged[0].grants[0].first_seen_at == T1
     assert merged[0].grants[0].first_seen_at.tzinfo is UTC
+
+
+def test_rows_out_of_id_order_stop_the_merge_instead_of_losing_grants():
+    agents = [("s/a", "a", "s", None, {}, T0, None), ("s/b", "b", "s", None, {}, T0, None)]
+    grants = [("s/b", "github", "github:x:read", "", None, T0),
+              ("s/a", "github", "github:y:read", "", None, T0)]
+    with pytest.raises(RegistryError, match="grants or credentials rows are not in agent id "
+                                            "order \\('s/a' after 's/b'\\)"):
+        list(merge_by_agent(agents, grants, []))
+    with pytest.raises(RegistryError, match="agents rows are not in agent id order"):
+        list(merge_by_agent(agents[::-1], [], []))

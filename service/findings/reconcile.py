@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, select, update
 
-from service.errors import InputError, RegistryError
+from service.errors import InputError
 from service.findings.model import Finding
-from service.registry.db import write_transaction
+from service.registry.db import registry_errors, write_transaction
 from service.registry.policy_sets import record_policy_set
 from service.registry.rows import digest64
 from service.registry.stored import IN_LIST_SIZE, batches
@@ -75,8 +74,6 @@ class _Plan:
     refreshed: list[dict[str, Any]] = field(default_factory=list)
     """Produced again with new content or a new status (rows for ``update_rows``)."""
     acceptance_ended: list[str] = field(default_factory=list)
-    seen_again: list[str] = field(default_factory=list)
-    """Produced again, nothing changed but ``last_seen_at``."""
     resolved: list[str] = field(default_factory=list)
     marked_stale: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -92,24 +89,22 @@ def reconcile(*, engine: Engine, findings: list[Finding], policy_set_version: st
               now: datetime, policy_set: PolicySet | None = None) -> ReconcileResult:
     """Apply one evaluation's findings to the registry; returns what changed."""
     produced = _index(findings)
-    try:
-        with write_transaction(engine) as conn:
-            record_policy_set(conn, version=policy_set_version, valid=True, problems=(),
-                              files=policy_set.files if policy_set is not None else (),
-                              now=now, used=True)
-            stored = _load(conn, produced)
-            plan = _Plan(now)
-            for finding_id, finding in produced.items():
-                _plan_produced(plan, finding, stored.get(finding_id), policy_set_version)
-            gone = {key: row for key, row in stored.items()
-                    if key not in produced and row.status in ACTIVE_STATUSES}
-            confirmations = _source_confirmations(conn, gone)
-            for finding_id, row in gone.items():
-                _plan_gone(plan, finding_id, row, confirmations[finding_id])
-            _write(conn, plan)
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise RegistryError(f"reconciling findings failed, nothing was changed ({reason})") from exc
+    with registry_errors("reconciling findings failed, nothing was changed"), \
+            write_transaction(engine) as conn:
+        record_policy_set(conn, version=policy_set_version, valid=True, problems=(),
+                          files=policy_set.files if policy_set is not None else (),
+                          now=now, used=True)
+        stored = _load(conn, produced)
+        plan = _Plan(now)
+        for finding_id, finding in produced.items():
+            _plan_produced(plan, finding_id, finding, stored.get(finding_id),
+                           policy_set_version)
+        gone = {key: row for key, row in stored.items()
+                if key not in produced and row.status in ACTIVE_STATUSES}
+        confirmations = _source_confirmations(conn, gone)
+        for finding_id, row in gone.items():
+            _plan_gone(plan, finding_id, row, confirmations[finding_id])
+        _write(conn, plan)
     return ReconcileResult(**plan.counts)
 
 
@@ -157,31 +152,32 @@ def _evaluation_values(finding: Finding, policy_set_version: str,
     }
 
 
-def _plan_produced(plan: _Plan, finding: Finding, stored: _Stored | None,
+def _plan_produced(plan: _Plan, finding_id: str, finding: Finding, stored: _Stored | None,
                    policy_set_version: str) -> None:
     content_hash = _content_hash(finding, policy_set_version)
+    if stored is not None and stored.content_hash == content_hash and not stored.stale \
+            and _next_status(stored, finding.status, plan.now)[1] is None:
+        plan.counts["kept"] += 1  # only last_seen_at changes, for all such findings at once
+        return
     values = _evaluation_values(finding, policy_set_version, content_hash)
     if stored is None:
-        plan.inserts.append({"id": finding.id, **values, "status": finding.status,
+        plan.inserts.append({"id": finding_id, **values, "status": finding.status,
                              "stale": False, "first_seen_at": plan.now,
                              "last_seen_at": plan.now, "resolved_at": None,
                              "accepted_until": None, "accepted_by": None,
                              "accepted_reason": None})
         plan.counts["opened" if finding.status == "open" else "waived"] += 1
-        plan.event(finding.id, None, finding.status, "found by evaluation")
+        plan.event(finding_id, None, finding.status, "found by evaluation")
         return
     status, reason = _next_status(stored, finding.status, plan.now)
     if reason is None:
         plan.counts["kept"] += 1
-        if stored.content_hash == content_hash and not stored.stale:
-            plan.seen_again.append(finding.id)
-            return
     else:
         plan.counts["waived" if status == "waived" else "reopened"] += 1
-        plan.event(finding.id, stored.status, status, reason)
+        plan.event(finding_id, stored.status, status, reason)
         if stored.status == "accepted":
-            plan.acceptance_ended.append(finding.id)
-    plan.refreshed.append(keyed({"id": finding.id}, {
+            plan.acceptance_ended.append(finding_id)
+    plan.refreshed.append(keyed({"id": finding_id}, {
         **values, "status": status, "stale": False, "last_seen_at": plan.now,
         "resolved_at": None}))
 
@@ -253,5 +249,9 @@ def _write(conn: Connection, plan: _Plan) -> None:
     set_by_id(conn, table, ids=plan.resolved,
               values={"status": "resolved", "resolved_at": plan.now, "stale": False})
     set_by_id(conn, table, ids=plan.marked_stale, values={"stale": True})
-    set_by_id(conn, table, ids=plan.seen_again, values={"last_seen_at": plan.now})
+    # After the writes above, the active findings not marked stale are exactly those this
+    # evaluation produced; the unchanged ones among them only need last_seen_at.
+    conn.execute(update(table).where(table.c.status.in_(ACTIVE_STATUSES), ~table.c.stale,
+                                     table.c.last_seen_at < plan.now)
+                 .values(last_seen_at=plan.now))
     insert_rows(conn, finding_event_table, plan.events)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from connectors.models import REFERENCE_KINDS
 from service.findings.model import Finding, PolicyRef
 from service.policy.compiled import CLEAN, CompiledPolicy, CompiledSet, CompiledWaiver
 from service.policy.model import PolicySet, Setting
@@ -224,8 +225,9 @@ def _credential_findings(out: _Findings, agent: AgentView, rules: CompiledPolicy
                     message=(f"credential {credential.id} is a secret written literally in a "
                              "configuration file"),
                     evidence={"kind": credential.kind})
-        _age(out, agent, rules, credential, now)
-        _expiry(out, agent, rules, credential, now)
+        if credential.kind not in REFERENCE_KINDS:
+            _age(out, agent, rules, credential, now)
+            _expiry(out, agent, rules, credential, now)
         holders = None if credential.fingerprint is None else shared_with(credential.fingerprint)
         if holders and credential.fingerprint not in shared_seen:
             shared_seen.add(credential.fingerprint)  # type: ignore[arg-type]

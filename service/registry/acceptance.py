@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from service.errors import InputError
-from service.registry.db import write_transaction
+from service.registry.db import registry_errors, write_transaction
 from service.registry.queries import finding_dict, rfc3339
 from service.registry.tables import finding_event_table, finding_table
 
@@ -30,7 +30,8 @@ def accept_finding(*, engine: Engine, finding_id: str, actor: str, reason: str,
     if until.tzinfo is None or until <= now:
         raise InputError(f"until: {until.isoformat()} must be a time-zone-aware moment after "
                          f"now ({now.isoformat()})")
-    with write_transaction(engine) as conn:
+    with registry_errors(f"finding {finding_id}: accepting failed"), \
+            write_transaction(engine) as conn:
         status = _status(conn, finding_id)
         if status not in ACCEPTABLE_STATUSES:
             raise InputError(f"finding {finding_id}: a {status} finding cannot be accepted")
@@ -45,7 +46,8 @@ def unaccept_finding(*, engine: Engine, finding_id: str, actor: str, reason: str
                      now: datetime) -> dict[str, Any]:
     """Take an acceptance back: the finding is open again; returns the finding."""
     actor, reason = _required("actor", actor), _required("reason", reason)
-    with write_transaction(engine) as conn:
+    with registry_errors(f"finding {finding_id}: taking the acceptance back failed"), \
+            write_transaction(engine) as conn:
         status = _status(conn, finding_id)
         if status != "accepted":
             raise InputError(f"finding {finding_id}: it is {status}, not accepted")

@@ -18,12 +18,11 @@ from itertools import chain
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.models import Agent, Credential, Grant, Inventory, ItemError, SourceReport
-from service.errors import InputError, RegistryError
+from service.errors import InputError
 from service.registry.bundles import bundle_hashes
-from service.registry.db import gc_paused, write_transaction
+from service.registry.db import gc_paused, registry_errors, write_transaction
 from service.registry.diff import Coverage, Stored, TableChanges, diff_rows
 from service.registry.rows import (
     agent_hash,
@@ -84,15 +83,16 @@ class ApplyResult:
 
 
 def apply_inventory(*, engine: Engine, inventory: Inventory, now: datetime) -> ApplyResult:
-    """Apply an inventory holding exactly one source report; raises RegistryError on failure."""
+    """Apply an inventory holding exactly one source report.
+
+    Raises InputError for an inventory with other than one source, RegistryError when the
+    database fails (the transaction is rolled back: nothing was changed).
+    """
     report = _single_report(inventory)
-    try:
-        with gc_paused(), write_transaction(engine) as conn:
-            return _apply(conn, inventory=inventory, report=report, now=now)
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise RegistryError(f"source {report.connector!r}: the inventory could not be applied, "
-                            f"nothing was changed ({reason})") from exc
+    failure = f"source {report.connector!r}: the inventory could not be applied, nothing was " \
+              "changed"
+    with registry_errors(failure), gc_paused(), write_transaction(engine) as conn:
+        return _apply(conn, inventory=inventory, report=report, now=now)
 
 
 def _single_report(inventory: Inventory) -> SourceReport:

@@ -96,6 +96,17 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def registry_errors(action: str) -> Iterator[None]:
+    """Report a database failure as a RegistryError that says what could not be done."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        raise RegistryError(f"{action}: {reason}") from exc
+
+
+@contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector around a bulk step.
 
@@ -131,15 +142,15 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema (``alembic upgrade head``)."""
+    """Bring the database at ``url`` to the newest schema (``alembic upgrade heads``: parts of
+    the service add their tables in revisions of their own, parallel branches of the first)."""
     engine = create_db_engine(url)
     config = alembic_config(url)
     try:
-        with engine.begin() as connection:
+        with registry_errors(f"{_safe(url)}: database migration failed"), \
+                engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-    except SQLAlchemyError as exc:
-        raise RegistryError(f"{_safe(url)}: database migration failed: {exc}") from exc
+            command.upgrade(config, "heads")
     finally:
         engine.dispose()
 

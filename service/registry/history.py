@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, and_, or_, select
 
+from service.registry.db import registry_errors
 from service.registry.tables import access_interval_table, credential_table, grant_table
 
 
@@ -63,7 +64,8 @@ def _held(engine: Engine, agent_id: str, at: datetime | None) -> HeldAccess:
                    .join(cred, and_(interval.c.kind == "credential",
                                     cred.c.id == interval.c.item_id))
                    .where(*conditions).order_by(*order))
-    with engine.connect() as conn:
+    with registry_errors(f"reading the access history of {agent_id} failed"), \
+            engine.connect() as conn:
         return HeldAccess(grants=tuple(HeldGrant(*row) for row in conn.execute(grants)),
                           credentials=tuple(HeldCredential(*row)
                                             for row in conn.execute(credentials)))

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
 
+from service.errors import RegistryError
 from service.view import AgentView, CredentialView, GrantView
 
 Processor = Callable[[Any], Any]
@@ -47,7 +48,9 @@ def merge_by_agent(agents: Iterable[RawRow], grants: Iterable[RawRow],
     credential_groups = _grouped(credentials, credential_builder(to_utc), _CREDENTIAL_ORDER)
     grant_key, grant_views = next(grant_groups, _END)
     credential_key, credential_views = next(credential_groups, _END)
+    previous = ""
     for agent_id, name, source, owner, labels, first_seen_at, last_certified_at in agents:
+        previous = _ascending(previous, agent_id, "agents")
         while grant_key is not None and grant_key < agent_id:
             grant_key, grant_views = next(grant_groups, _END)
         while credential_key is not None and credential_key < agent_id:
@@ -57,6 +60,8 @@ def merge_by_agent(agents: Iterable[RawRow], grants: Iterable[RawRow],
             grants=grant_views if grant_key == agent_id else (),
             credentials=credential_views if credential_key == agent_id else (),
             first_seen_at=to_utc(first_seen_at), last_certified_at=to_utc(last_certified_at))
+    for _rest in chain(grant_groups, credential_groups):  # orphans only; checks their order
+        pass
 
 
 def _same(value: Any) -> Any:
@@ -66,8 +71,19 @@ def _same(value: Any) -> Any:
 def _grouped(rows: Iterable[RawRow], build: Callable[[RawRow], Any],
              order: Callable[[RawRow], Any]) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """(agent id, its rows as views in ``order``) per run of rows with the same agent id."""
+    previous = ""
     for agent_id, group in groupby(rows, key=_BY_AGENT):
+        previous = _ascending(previous, agent_id, "grants or credentials")
         yield agent_id, tuple(map(build, sorted(group, key=order)))
+
+
+def _ascending(previous: str, current: str, what: str) -> str:
+    """The merge relies on the database sorting ids as Python does (see types.key_type); rows
+    out of that order would silently lose grants, so they stop the read instead."""
+    if current <= previous and previous:
+        raise RegistryError(f"{what} rows are not in agent id order ({current!r} after "
+                            f"{previous!r}); is the registry migrated?")
+    return current
 
 
 def grant_builder(to_utc: Processor) -> Callable[[RawRow], GrantView]:

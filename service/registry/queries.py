@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, func, select
 
 from service.errors import InputError
+from service.registry.db import registry_errors
 from service.registry.tables import finding_table, policy_set_table
 
 FINDING_STATUSES = ("open", "waived", "accepted", "resolved")
@@ -31,7 +32,7 @@ def list_findings(*, engine: Engine,
                              f"{', '.join(FINDING_STATUSES)}")
         query = query.where(table.c.status.in_(list(statuses)))
     query = query.order_by(func.coalesce(table.c.agent_id, ""), table.c.type, table.c.subject)
-    with engine.connect() as conn:
+    with registry_errors("reading findings failed"), engine.connect() as conn:
         return [finding_dict(row) for row in conn.execute(query)]
 
 
@@ -63,7 +64,7 @@ def latest_policy_set(*, engine: Engine) -> dict[str, Any] | None:
     table = policy_set_table
     query = (select(table).where(table.c.valid.is_(True), table.c.last_used_at.is_not(None))
              .order_by(table.c.last_used_at.desc()).limit(1))
-    with engine.connect() as conn:
+    with registry_errors("reading the latest policy set failed"), engine.connect() as conn:
         row = conn.execute(query).first()
     if row is None:
         return None

@@ -1,10 +1,9 @@
 """The registry's current state as the engine's read-only view (service.view), streamed.
 
 Agents, grants and credentials are read by three Core selects ordered by agent id and merged in
-one pass (``merge.py``), a batch of rows at a time, so memory stays flat however many grants the
-fleet holds.
-The three selects run in one transaction (REPEATABLE READ on PostgreSQL; one read snapshot on
-SQLite) so a sync committing meanwhile cannot tear an agent apart.
+one pass (``merge.py``), a page of rows at a time, so memory stays flat however many grants the
+fleet holds. The three selects run in one transaction (REPEATABLE READ on PostgreSQL; one read
+snapshot on SQLite) so a sync committing meanwhile cannot tear an agent apart.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, func, select
 
 from service.config import ConnectorConfig
+from service.errors import RegistryError
+from service.registry.db import registry_errors
 from service.registry.merge import merge_by_agent
 from service.registry.tables import agent_table, credential_table, grant_table, source_table
 from service.registry.types import utc_reader
@@ -28,6 +29,7 @@ from service.view import AgentView, InventoryView, SourceView
 
 ROWS_PER_BATCH = 10_000
 NEVER_SYNCED = "never synced"
+READ_FAILED = "reading the registry failed (run `scopekeeper db upgrade` if it is not migrated)"
 
 
 def load_view(*, engine: Engine, connectors: Sequence[ConnectorConfig],
@@ -39,7 +41,7 @@ def load_view(*, engine: Engine, connectors: Sequence[ConnectorConfig],
     it is exhausted or closed.
     """
     del now
-    with engine.connect() as conn:
+    with registry_errors(READ_FAILED), engine.connect() as conn:
         sources = _sources(conn, connectors)
         shared = shared_fingerprints(conn)
     return InventoryView(sources=sources, agents=_stream_agents(engine),
@@ -89,7 +91,7 @@ def _stream_agents(engine: Engine) -> Iterator[AgentView]:
     (the benchmark reads 4M grants). The conversions the column types would apply are applied
     here instead: timestamps (``types.utc_reader``) and JSON labels.
     """
-    with engine.connect() as conn:
+    with registry_errors(READ_FAILED), engine.connect() as conn:
         postgres = conn.dialect.name == "postgresql"
         if postgres:
             conn.execution_options(isolation_level="REPEATABLE READ")
@@ -127,7 +129,8 @@ def _driver_rows(conn: Connection, statement: Select[Any], *, name: str,
     """Execute on the connection's driver cursor (server-side on PostgreSQL) and stream rows."""
     sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     driver = conn.connection.dbapi_connection
-    assert driver is not None
+    if driver is None:
+        raise RegistryError("the database connection was closed while reading the registry")
     if conn.dialect.name == "postgresql":
         cursor = cursors.enter_context(driver.cursor(name=name, binary=True))
     else:

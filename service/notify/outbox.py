@@ -1,0 +1,48 @@
+"""Queue a notice in the outbox, inside the caller's transaction (DESIGN §8).
+
+Whoever causes a notice (a reminder stage, a review assignment, a scheduled report) calls
+:func:`enqueue` with the connection of the transaction that records the cause, so both land or
+neither does. Delivery is the sender job's business, never the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from service.notify.tables import OutboxRow
+
+OUTBOX = OutboxRow.__table__
+
+
+@dataclass(frozen=True)
+class Notice:
+    channel: str
+    recipient: str
+    subject: str
+    body: str
+    event: str
+    dedupe_key: str
+    """Same cause, same key: e.g. ``rotation:<credential id>:due`` or ``review:<task>:assigned``."""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+def enqueue(*, connection: Connection, notice: Notice, now: datetime) -> bool:
+    """Add ``notice`` unless its dedupe key is already queued; True when it was added.
+
+    ON CONFLICT DO NOTHING (SQLite and PostgreSQL alike), so two processes racing on one key
+    neither fail nor send twice.
+    """
+    dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(OUTBOX).values(
+        dedupe_key=notice.dedupe_key, channel=notice.channel, recipient=notice.recipient,
+        subject=notice.subject, body=notice.body, payload=dict(notice.payload),
+        event=notice.event, state="pending", attempts=0, created_at=now, next_attempt_at=now,
+    ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return connection.execute(statement).rowcount == 1
