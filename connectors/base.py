@@ -10,12 +10,13 @@ options, never from the options themselves).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from connectors.models import Inventory
+from connectors.models import Agent, Credential, Grant, Inventory, ItemError, SourceReport
 
 
 class ConnectorError(Exception):
@@ -44,8 +45,21 @@ class Connector(Protocol):
     def collect(self, *, now: datetime) -> Inventory: ...
 
 
+@dataclass
+class Collected:
+    """What one run listed, what it could not read, and what it listed completely."""
+
+    agents: list[Agent] = field(default_factory=list)
+    grants: list[Grant] = field(default_factory=list)
+    credentials: list[Credential] = field(default_factory=list)
+    errors: list[ItemError] = field(default_factory=list)
+    coverage: list[str] = field(default_factory=list)
+    """Id patterns listed completely; what a ``partial`` run may remove from the registry."""
+
+
 class BaseConnector:
-    """Convenience base: stores name, validated options and environment."""
+    """Convenience base: stores name, validated options and environment, and builds the
+    one-source inventory a run returns."""
 
     kind: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
@@ -60,3 +74,19 @@ class BaseConnector:
 
     def collect(self, *, now: datetime) -> Inventory:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def finished(self, *, now: datetime, collected: Collected) -> Inventory:
+        """``ok`` when nothing went wrong, else ``partial`` with the collected coverage."""
+        partial = bool(collected.errors)
+        report = SourceReport(
+            connector=self.name, kind=self.kind, status="partial" if partial else "ok",
+            started_at=now, finished_at=datetime.now(UTC), errors=collected.errors,
+            coverage=sorted(set(collected.coverage)) if partial else None)
+        return Inventory(collected_at=now, sources=[report], agents=collected.agents,
+                         grants=collected.grants, credentials=collected.credentials)
+
+    def failed(self, *, now: datetime, errors: list[ItemError]) -> Inventory:
+        """A run that could list nothing: the reasons, and no items."""
+        report = SourceReport(connector=self.name, kind=self.kind, status="failed",
+                              started_at=now, finished_at=datetime.now(UTC), errors=errors)
+        return Inventory(collected_at=now, sources=[report])

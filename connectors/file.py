@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from connectors.base import BaseConnector, ConnectorError
-from connectors.models import Agent, Credential, Grant, Inventory, ItemError, SourceReport
+from connectors.base import BaseConnector, Collected, ConnectorError
+from connectors.models import Inventory, ItemError, SourceReport
 from connectors.schema import describe_validation_error
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -94,14 +94,9 @@ class FileOptions(BaseModel):
 
 
 @dataclass
-class _Collected:
+class _Collected(Collected):
     """What the readable files gave so far, and what the run could not see."""
 
-    agents: list[Agent] = field(default_factory=list)
-    grants: list[Grant] = field(default_factory=list)
-    credentials: list[Credential] = field(default_factory=list)
-    errors: list[ItemError] = field(default_factory=list)
-    coverage: list[str] = field(default_factory=list)
     complete: bool = True
     files_read: int = 0
     agent_origin: dict[str, Path] = field(default_factory=dict)
@@ -116,7 +111,7 @@ class FileConnector(BaseConnector):
         files = self.matched_files()
         if not files:
             patterns = ", ".join(self.options.paths)
-            return self._inventory(now, _Collected(), status="failed", errors=[ItemError(
+            return self.failed(now=now, errors=[ItemError(
                 item=patterns, error=f"no file matches the configured paths ({patterns})")])
         collected = _Collected()
         for path in files:
@@ -128,7 +123,7 @@ class FileConnector(BaseConnector):
                 continue
             self._add_file(collected, path, inventory)
         if collected.files_read == 0:
-            return self._inventory(now, collected, status="failed")
+            return self.failed(now=now, errors=collected.errors)
         if collected.complete:
             return self._inventory(now, collected, status="ok")
         return self._inventory(now, collected, status="partial", coverage=collected.coverage)

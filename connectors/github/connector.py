@@ -3,14 +3,14 @@ its GitHub App installations as agents, their permissions as ``github:...`` gran
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from connectors.base import BaseConnector
 from connectors.github.fetch import GitHubUnavailable, fetch_state, open_client
 from connectors.github.options import GitHubOptions
 from connectors.github.remediate import failed_revoke, parse_pat_credential, revoke_pat
 from connectors.github.transform import map_state
-from connectors.models import Inventory, ItemError, SourceReport
+from connectors.models import Inventory, ItemError
 from connectors.remediation import RemediationResult
 
 
@@ -23,22 +23,12 @@ class GitHubConnector(BaseConnector):
         try:
             state = fetch_state(options=self.options, env=self.env)
         except GitHubUnavailable as exc:
-            return self._failed(now, [ItemError(item=self.options.api_url, error=str(exc))])
+            return self.failed(now=now,
+                               errors=[ItemError(item=self.options.api_url, error=str(exc))])
         if state.pats is None and state.installations is None:
-            return self._failed(now, state.errors)  # nothing at all could be listed
-        mapped = map_state(state=state, connector=self.name, org=self.options.org)
-        status = "partial" if mapped.errors else "ok"
-        report = SourceReport(
-            connector=self.name, kind=self.kind, status=status, started_at=now,
-            finished_at=datetime.now(UTC), errors=mapped.errors,
-            coverage=mapped.coverage if status == "partial" else None)
-        return Inventory(collected_at=now, sources=[report], agents=mapped.agents,
-                         grants=mapped.grants, credentials=mapped.credentials)
-
-    def _failed(self, now: datetime, errors: list[ItemError]) -> Inventory:
-        report = SourceReport(connector=self.name, kind=self.kind, status="failed",
-                              started_at=now, finished_at=datetime.now(UTC), errors=errors)
-        return Inventory(collected_at=now, sources=[report])
+            return self.failed(now=now, errors=state.errors)  # nothing at all could be listed
+        return self.finished(now=now, collected=map_state(state=state, connector=self.name,
+                                                          org=self.options.org))
 
     def revoke(self, *, credential_id: str, dry_run: bool = True) -> RemediationResult:
         """Revoke a fine-grained token's access to the organization; dry-run unless told."""

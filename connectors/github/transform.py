@@ -15,27 +15,17 @@ repository permissions give nothing and are left out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.base import Collected
 from connectors.github.fetch import GitHubState
-from connectors.models import Agent, Credential, Grant, ItemError
+from connectors.models import Agent, Credential, Grant
 
 USER_PERMISSIONS = frozenset({"email_addresses", "followers", "git_ssh_keys", "gpg_keys",
                               "profile", "starring"})
 ORGANIZATION_PERMISSIONS = frozenset({"members", "team_discussions"})
 SCOPE_PREFIX = {"repository": "github", "organization": "github:org", "other": "github:user"}
-
-
-@dataclass
-class GitHubInventory:
-    agents: list[Agent] = field(default_factory=list)
-    grants: list[Grant] = field(default_factory=list)
-    credentials: list[Credential] = field(default_factory=list)
-    coverage: list[str] = field(default_factory=list)
-    """Id patterns listed completely (used when the run is partial)."""
-    errors: list[ItemError] = field(default_factory=list)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -58,8 +48,8 @@ def permission_scope(category: str, permission: str, level: str) -> str:
     return f"{SCOPE_PREFIX[category]}:{permission}:{level.lower()}"
 
 
-def map_state(*, state: GitHubState, connector: str, org: str) -> GitHubInventory:
-    out = GitHubInventory(errors=list(state.errors))
+def map_state(*, state: GitHubState, connector: str, org: str) -> Collected:
+    out = Collected(errors=list(state.errors))
     if state.pats is not None:
         for grant in sorted(state.pats, key=lambda g: int(g["id"])):
             _map_pat(grant, state, connector, org, out)
@@ -76,7 +66,7 @@ def map_state(*, state: GitHubState, connector: str, org: str) -> GitHubInventor
 
 
 def _map_pat(grant: dict[str, Any], state: GitHubState, connector: str, org: str,
-             out: GitHubInventory) -> None:
+             out: Collected) -> None:
     pat_id = int(grant["id"])
     aid = f"{connector}/pat/{pat_id}"
     login = str((grant.get("owner") or {}).get("login") or "") or None
@@ -111,7 +101,7 @@ def _map_pat(grant: dict[str, Any], state: GitHubState, connector: str, org: str
 
 
 def _map_installation(installation: dict[str, Any], connector: str, org: str,
-                      out: GitHubInventory) -> None:
+                      out: Collected) -> None:
     aid = f"{connector}/app/{installation['app_slug']}"
     out.agents.append(Agent(
         id=aid, name=str(installation["app_slug"]), source=connector,

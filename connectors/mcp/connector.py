@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 
 from connectors.base import BaseConnector, ConnectorError
 from connectors.fingerprint import fingerprint_key
@@ -23,7 +23,7 @@ from connectors.mcp.gitage import GitAges
 from connectors.mcp.options import McpOptions
 from connectors.mcp.reader import ConfigFileError, read_config
 from connectors.mcp.transform import ScannedFile, age_requests, map_inventory, scan_file
-from connectors.models import Inventory, ItemError, SourceReport
+from connectors.models import Inventory, ItemError
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,8 @@ class McpConnector(BaseConnector):
         line_ages = ages.ages(age_requests(files))
         self.git_calls = ages.calls
         mapped = map_inventory(connector=self.name, files=files, ages=line_ages, key=key)
-        errors = [*found.errors, *mapped.errors]
-        status = "partial" if errors else "ok"
-        report = SourceReport(connector=self.name, kind=self.kind, status=status,
-                              started_at=now, finished_at=datetime.now(UTC), errors=errors,
-                              coverage=mapped.coverage if status == "partial" else None)
-        return Inventory(collected_at=now, sources=[report], agents=mapped.agents,
-                         grants=mapped.grants, credentials=mapped.credentials)
+        mapped.errors[:0] = found.errors
+        return self.finished(now=now, collected=mapped)
 
     def _scan(self, path: str, target: AgentTarget) -> ScannedFile:
         """Read, parse and scan one file; the parsed document is dropped right after."""
@@ -73,7 +68,4 @@ class McpConnector(BaseConnector):
                                  f"({type(exc).__name__}); please report it")])
 
     def _failed(self, now: datetime, item: str, reason: str) -> Inventory:
-        report = SourceReport(connector=self.name, kind=self.kind, status="failed",
-                              started_at=now, finished_at=datetime.now(UTC),
-                              errors=[ItemError(item=item, error=reason)])
-        return Inventory(collected_at=now, sources=[report])
+        return self.failed(now=now, errors=[ItemError(item=item, error=reason)])

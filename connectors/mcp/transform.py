@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from connectors.base import Collected
 from connectors.fingerprint import fingerprint
 from connectors.mcp.discover import AgentTarget, bounded
 from connectors.mcp.gitage import AgeRequest, LineAge
@@ -67,15 +68,6 @@ class ScannedFile:
     errors: list[ItemError] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class Mapped:
-    agents: list[Agent] = field(default_factory=list)
-    grants: list[Grant] = field(default_factory=list)
-    credentials: list[Credential] = field(default_factory=list)
-    coverage: list[str] = field(default_factory=list)
-    errors: list[ItemError] = field(default_factory=list)
-
-
 def scope_segment(name: str) -> str:
     """A server or tool name as one scope segment (no ``:``), e.g.
     ``https://mcp.example.com/sse`` -> ``mcp.example.com/sse``, ``My DB`` -> ``My-DB``."""
@@ -115,8 +107,8 @@ def age_requests(files: list[ScannedFile]) -> list[AgeRequest]:
 
 
 def map_inventory(*, connector: str, files: list[ScannedFile],
-                  ages: Mapping[str, Mapping[int, LineAge]], key: bytes) -> Mapped:
-    out = Mapped()
+                  ages: Mapping[str, Mapping[int, LineAge]], key: bytes) -> Collected:
+    out = Collected()
     by_agent: dict[str, list[ScannedFile]] = {}
     targets: dict[str, AgentTarget] = {}
     for scanned in sorted(files, key=lambda f: (f.agent.id, f.path)):
@@ -131,7 +123,7 @@ class _AgentMapper:
     """Maps the files of one agent; server names and credential ids stay unique within it."""
 
     def __init__(self, connector: str, target: AgentTarget,
-                 ages: Mapping[str, Mapping[int, LineAge]], key: bytes, out: Mapped):
+                 ages: Mapping[str, Mapping[int, LineAge]], key: bytes, out: Collected):
         self.connector = connector
         self.target = target
         self.ages = ages

@@ -4,10 +4,10 @@ their password's ``rolvaliduntil`` as credential expiry."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from connectors.base import BaseConnector
-from connectors.models import Inventory, ItemError, SourceReport
+from connectors.models import Inventory, ItemError
 from connectors.postgres.fetch import PostgresUnavailable, fetch_state
 from connectors.postgres.options import PostgresOptions
 from connectors.postgres.transform import map_state
@@ -23,16 +23,6 @@ class PostgresConnector(BaseConnector):
             state = fetch_state(options=self.options, env=self.env)
         except PostgresUnavailable as exc:
             where = self.options.host or f"${self.options.dsn_env}"
-            report = SourceReport(
-                connector=self.name, kind=self.kind, status="failed", started_at=now,
-                finished_at=datetime.now(UTC), errors=[ItemError(item=where, error=str(exc))])
-            return Inventory(collected_at=now, sources=[report])
-        mapped = map_state(state=state, connector=self.name,
-                           include_flags=self.options.include_flags)
-        partial = bool(mapped.errors)
-        report = SourceReport(
-            connector=self.name, kind=self.kind, status="partial" if partial else "ok",
-            started_at=now, finished_at=datetime.now(UTC), errors=mapped.errors,
-            coverage=mapped.complete_agents if partial else None)
-        return Inventory(collected_at=now, sources=[report], agents=mapped.agents,
-                         grants=mapped.grants, credentials=mapped.credentials)
+            return self.failed(now=now, errors=[ItemError(item=where, error=str(exc))])
+        return self.finished(now=now, collected=map_state(
+            state=state, connector=self.name, include_flags=self.options.include_flags))

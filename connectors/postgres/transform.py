@@ -24,21 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from connectors.models import Agent, Credential, Grant, ItemError
+from connectors.base import Collected
+from connectors.models import Agent, Credential, Grant
 from connectors.postgres.fetch import PUBLIC, PostgresState, Privilege, Reach
 from connectors.postgres.roles import Role, owner_and_labels
 
 ENCODED = {"%": "%25", ":": "%3A", ".": "%2E"}
-
-
-@dataclass
-class PostgresInventory:
-    agents: list[Agent] = field(default_factory=list)
-    grants: list[Grant] = field(default_factory=list)
-    credentials: list[Credential] = field(default_factory=list)
-    complete_agents: list[str] = field(default_factory=list)
-    """Agent ids whose grants were all read (the coverage of a partial run)."""
-    errors: list[ItemError] = field(default_factory=list)
 
 
 @dataclass
@@ -57,8 +48,8 @@ def privilege_scope(privilege: Privilege) -> str:
     return f"postgres:{resource}:{privilege.privilege}"
 
 
-def map_state(*, state: PostgresState, connector: str, include_flags: bool) -> PostgresInventory:
-    out = PostgresInventory(errors=list(state.errors))
+def map_state(*, state: PostgresState, connector: str, include_flags: bool) -> Collected:
+    out = Collected(errors=list(state.errors))
     for oid in sorted(state.agents, key=lambda o: state.roles[o].name):
         role = state.roles[oid]
         aid = f"{connector}/role/{role.name}"
@@ -79,7 +70,7 @@ def map_state(*, state: PostgresState, connector: str, include_flags: bool) -> P
                 evidence={"via": sorted(path.via), "needs_set_role": path.needs_set_role}))
         if "superuser" in role.flags or not any(
                 oid in state.connectable.get(name, ()) for name in state.unread):
-            out.complete_agents.append(aid)
+            out.coverage.append(aid)
     return out
 
 

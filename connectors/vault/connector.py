@@ -4,10 +4,10 @@ credentials. Works the same against HashiCorp Vault and OpenBao."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from connectors.base import BaseConnector
-from connectors.models import Inventory, SourceReport
+from connectors.models import Inventory, ItemError
 from connectors.remediation import RemediationResult
 from connectors.vault.fetch import VaultUnavailable, authenticated_client, fetch_state
 from connectors.vault.options import VaultOptions
@@ -24,19 +24,9 @@ class VaultConnector(BaseConnector):
         try:
             state = fetch_state(options=self.options, env=self.env)
         except VaultUnavailable as exc:
-            report = SourceReport(connector=self.name, kind=self.kind, status="failed",
-                                  started_at=now, finished_at=datetime.now(UTC),
-                                  errors=[{"item": self.options.url, "error": str(exc)}])
-            return Inventory(collected_at=now, sources=[report])
-        mapped = map_state(state=state, connector=self.name, options=self.options)
-        status = "partial" if mapped.errors else "ok"
-        report = SourceReport(
-            connector=self.name, kind=self.kind, status=status, started_at=now,
-            finished_at=datetime.now(UTC), errors=mapped.errors,
-            coverage=sorted(set(mapped.coverage)) if status == "partial" else None,
-        )
-        return Inventory(collected_at=now, sources=[report], agents=mapped.agents,
-                         grants=mapped.grants, credentials=mapped.credentials)
+            return self.failed(now=now, errors=[ItemError(item=self.options.url, error=str(exc))])
+        return self.finished(now=now, collected=map_state(state=state, connector=self.name,
+                                                          options=self.options))
 
     def revoke(self, *, credential_id: str, dry_run: bool = True) -> RemediationResult:
         """Destroy a secret-id or revoke a token by accessor; dry-run unless told otherwise."""

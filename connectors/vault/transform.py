@@ -11,27 +11,18 @@ is ``<agent id>/secret-id/<accessor>``, a token ``<connector>/token/<accessor>``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import hcl
 
+from connectors.base import Collected
 from connectors.models import Agent, Credential, Grant, ItemError
 from connectors.vault.fetch import RoleState, VaultState, role_policies
 from connectors.vault.options import VaultOptions
 
 NO_EXPIRY = "0001-01-01T00:00:00Z"
 ROOT_SCOPE = "vault:**:root"
-
-
-@dataclass
-class Mapped:
-    agents: list[Agent] = field(default_factory=list)
-    grants: list[Grant] = field(default_factory=list)
-    credentials: list[Credential] = field(default_factory=list)
-    coverage: list[str] = field(default_factory=list)
-    errors: list[ItemError] = field(default_factory=list)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -78,8 +69,8 @@ def agent_id(connector: str, role: RoleState) -> str:
     return f"{connector}/{prefix}/{role.name}"
 
 
-def map_state(*, state: VaultState, connector: str, options: VaultOptions) -> Mapped:
-    out = Mapped(errors=list(state.errors))
+def map_state(*, state: VaultState, connector: str, options: VaultOptions) -> Collected:
+    out = Collected(errors=list(state.errors))
     parsed = _parse_policies(state, out)
     by_token_path: dict[str, str] = {}
     by_entity: dict[str, str] = {}
@@ -99,7 +90,7 @@ def map_state(*, state: VaultState, connector: str, options: VaultOptions) -> Ma
     return out
 
 
-def _parse_policies(state: VaultState, out: Mapped) -> dict[str, tuple[list, list] | None]:
+def _parse_policies(state: VaultState, out: Collected) -> dict[str, tuple[list, list] | None]:
     parsed: dict[str, tuple[list, list] | None] = {}
     for name, text in state.policies.items():
         try:
@@ -122,7 +113,7 @@ def _metadata(role: RoleState) -> dict[str, str]:
 
 
 def _map_role(role: RoleState, aid: str, connector: str, options: VaultOptions,
-              parsed: dict[str, tuple[list, list] | None], out: Mapped) -> None:
+              parsed: dict[str, tuple[list, list] | None], out: Collected) -> None:
     meta = _metadata(role)
     labels = {key: str(meta[key]) for key in options.label_keys if key in meta}
     out.agents.append(Agent(id=aid, name=role.name, source=connector,
@@ -170,7 +161,7 @@ def _token_owner(token: dict[str, Any], by_token_path: dict[str, str],
 
 
 def _map_tokens(state: VaultState, connector: str, by_token_path: dict[str, str],
-                by_entity: dict[str, str], out: Mapped) -> None:
+                by_entity: dict[str, str], out: Collected) -> None:
     for token in sorted(state.tokens, key=lambda t: t.get("accessor", "")):
         owner = _token_owner(token, by_token_path, by_entity)
         if owner is None:
@@ -185,7 +176,7 @@ def _map_tokens(state: VaultState, connector: str, by_token_path: dict[str, str]
 
 
 def _map_kv(state: VaultState, connector: str, options: VaultOptions,
-            names: dict[str, list[str]], out: Mapped) -> None:
+            names: dict[str, list[str]], out: Collected) -> None:
     known = {aid for ids in names.values() for aid in ids}
     for secret in sorted(state.kv, key=lambda s: (s.mount, s.path)):
         custom = secret.metadata.get("custom_metadata") or {}
