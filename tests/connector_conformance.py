@@ -86,7 +86,8 @@ def check_stable(first: Inventory, second: Inventory) -> None:
 
 
 def covers(report: SourceReport, item_id: str) -> bool:
-    """The registry's rule: ok covers all, failed nothing, partial what matches coverage."""
+    """The registry's rule: ok covers all, failed nothing, partial what matches coverage (a
+    credential by its own id, never through its agent's)."""
     if report.status == "ok":
         return True
     if report.status == "failed":

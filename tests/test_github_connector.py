@@ -181,8 +181,11 @@ def test_server_error_on_one_tokens_repositories_is_partial(github):
     assert source.errors == [ItemError(item=repos.lstrip("/"),
                                        error=f"GET {repos}: HTTP 500 (Server Error)")]
     assert len(github.seen("GET", repos)) == 2, "retried once"
+    # Every token's credential came with the token list; only 25383's grants are incomplete.
+    tokens = ("25381", "25382", "25383", "25384")
     assert source.coverage == sorted([f"{NAME}/pat/25381", f"{NAME}/pat/25382",
-                                      f"{NAME}/pat/25384", f"{NAME}/app/*"])
+                                      f"{NAME}/pat/25384", f"{NAME}/app/*",
+                                      *(f"{NAME}/pat/{t}/*" for t in tokens)])
     # What was read of that token is still reported; only its repository list is missing.
     release = [g for g in inv.grants if g.agent == f"{NAME}/pat/25383"]
     assert {g.scope for g in release} == {"github:actions:write", "github:contents:write",

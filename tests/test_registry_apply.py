@@ -176,6 +176,7 @@ def test_ok_sync_removes_what_it_no_longer_sees(registry_engine, make_inventory)
 def test_partial_sync_removes_only_covered_items(registry_engine, make_inventory):
     apply_inventory(engine=registry_engine, inventory=_fleet(make_inventory), now=T0)
     # Lists only beta (covered through "s/b*"); c1 is covered by its own id, gamma is not.
+    # c2 belongs to beta but is a credential: only its own id covers it, so it stays.
     result = apply_inventory(engine=registry_engine, now=T1, inventory=make_inventory(
         status="partial", coverage=["s/b*", "s/c1"],
         errors=[{"item": "alpha", "error": "timed out"}],
@@ -183,7 +184,7 @@ def test_partial_sync_removes_only_covered_items(registry_engine, make_inventory
     assert result.status == "partial"
     assert [error.item for error in result.errors] == ["alpha"]
     assert _active(registry_engine, agent_table) == ["s/alpha", "s/beta", "s/gamma"]
-    assert _active(registry_engine, credential_table) == []
+    assert _active(registry_engine, credential_table) == ["s/c2"]
     assert sorted(_rows(registry_engine, grant_table, "agent_id", "scope", "removed_at")) == [
         ("s/alpha", "github:contents:read", None), ("s/alpha", "vault:kv:read", None),
         ("s/beta", "github:contents:read", None), ("s/beta", "github:issues:write", T1),

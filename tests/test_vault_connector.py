@@ -330,3 +330,53 @@ def test_snapshot_roundtrip_validates(server):
     inv = collect(server, server.root_token)
     again = Inventory.model_validate(json.loads(inv.model_dump_json()))
     assert again == inv
+
+
+def test_approle_deleted_between_two_syncs_ends_in_history(server, registry_engine):
+    from service.registry.apply import apply_inventory
+    from service.registry.history import access_history, held_at
+
+    client = server.client()
+    client.auth.approle.create_or_update_approle("short-lived", token_policies=["pipeline"])
+    client.auth.approle.generate_secret_id("short-lived")
+    first_at = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    second_at = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+    first = collect(server, server.root_token)
+    apply_inventory(engine=registry_engine, inventory=first, now=first_at)
+    client.auth.approle.delete_role("short-lived")
+    second = collect(server, server.root_token)
+    assert second.sources[0].status == "ok"
+    result = apply_inventory(engine=registry_engine, inventory=second, now=second_at)
+    assert result.status == "ok" and result.removed >= 2
+    agent = f"{NAME}/approle/short-lived"
+    before = held_at(engine=registry_engine, agent_id=agent, at=first_at)
+    assert [g.scope for g in before.grants] == ["vault:database/creds/pipeline:read"]
+    assert [c.kind for c in before.credentials] == ["approle_secret_id"]
+    after = held_at(engine=registry_engine, agent_id=agent, at=second_at)
+    assert after.grants == () and after.credentials == ()
+    history = access_history(engine=registry_engine, agent_id=agent)
+    assert [(g.started_at, g.ended_at) for g in history.grants] == [(first_at, second_at)]
+
+
+def test_partial_run_keeps_kv_secrets_it_could_not_list(server, registry_engine):
+    """The AppRole is listed fully but its KV folder is not: the registry keeps the secret."""
+    from sqlalchemy import select
+
+    from service.registry.apply import apply_inventory
+    from service.registry.tables import CredentialRow
+
+    apply_inventory(engine=registry_engine, inventory=collect(server, server.root_token),
+                    now=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
+    server.client().sys.create_or_update_policy("no-private-2", """
+path "secret/metadata/private/*" { capabilities = ["deny"] }
+path "secret/metadata/private" { capabilities = ["deny"] }
+""")
+    partial = collect(server, readonly_token(server, "scopekeeper-readonly", "no-private-2"))
+    assert partial.sources[0].status == "partial"
+    apply_inventory(engine=registry_engine, inventory=partial,
+                    now=datetime(2026, 11, 24, 11, 0, tzinfo=UTC))
+    payroll = f"{NAME}/kv/secret/private/payroll"
+    with registry_engine.connect() as conn:
+        removed_at = conn.execute(select(CredentialRow.removed_at).where(
+            CredentialRow.id == payroll)).scalar_one()
+    assert removed_at is None, "what a partial run could not see is never removed"

@@ -56,6 +56,8 @@ def map_state(*, state: GitHubState, connector: str, org: str) -> Collected:
         if state.incomplete_pats:
             out.coverage.extend(f"{connector}/pat/{grant['id']}" for grant in state.pats
                                 if int(grant["id"]) not in state.incomplete_pats)
+            # A token's credential comes with the token list itself, read completely.
+            out.coverage.extend(f"{connector}/pat/{grant['id']}/*" for grant in state.pats)
         else:
             out.coverage.append(f"{connector}/pat/*")
     if state.installations is not None:

@@ -68,6 +68,7 @@ def map_state(*, state: PostgresState, connector: str, include_flags: bool) -> C
             out.grants.append(Grant(
                 agent=aid, integration="postgres", scope=scope, credential=credential.id,
                 evidence={"via": sorted(path.via), "needs_set_role": path.needs_set_role}))
+        out.coverage.append(f"{aid}/*")  # its password comes from pg_roles, always read whole
         if "superuser" in role.flags or not any(
                 oid in state.connectable.get(name, ()) for name in state.unread):
             out.coverage.append(aid)

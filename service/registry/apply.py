@@ -144,7 +144,9 @@ def _apply(conn: Connection, *, inventory: Inventory, report: SourceReport,
                                 if row.active or key in bundles])
     seen = _collect(conn, inventory=inventory, source=source, known=agents.rows, held=held,
                     settled=settled)
-    full_bundles = {agent_id: bundles[agent_id] if coverage.covers(agent_id)
+    # A digest may stand for an agent's rows only after a sync that covered all of them; a
+    # partial run may leave uncovered credentials behind, so it stores none.
+    full_bundles = {agent_id: bundles[agent_id] if coverage.everything
                     and agent_id not in seen.troubled else None
                     for agent_id in seen.agents.hashes}
     counts = {
@@ -242,7 +244,7 @@ def _sync_credentials(conn: Connection, *, seen: _Seen, stored: StoredHoldings,
                       coverage: Coverage, now: datetime) -> dict[str, int]:
     items, hashes = seen.credentials.items, seen.credentials.hashes
     changes = diff_rows(seen=hashes, stored=stored.credentials,
-                        covered=lambda key, row: coverage.covers(key, row.agent_id))
+                        covered=lambda key, _row: coverage.covers(key))
     _write_items(conn, credential_table, changes=changes, now=now,
                  values=lambda key: credential_values(items[key], hashes[key]),
                  removed={"removed_at": now})

@@ -70,11 +70,11 @@ class Coverage:
         self._regex = (re.compile("|".join(_pattern_regex(p) for p in patterns))
                        if patterns and not self.everything else None)
 
-    def covers(self, *ids: str) -> bool:
-        """True when the sync listed any of these ids (an item, or the agent that holds it)."""
+    def covers(self, item_id: str) -> bool:
+        """True when the sync listed this id completely."""
         if self.everything:
             return True
-        return self._regex is not None and any(self._regex.fullmatch(i) for i in ids)
+        return self._regex is not None and self._regex.fullmatch(item_id) is not None
 
 
 def _pattern_regex(pattern: str) -> str:
