@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint venv bench clean
+.PHONY: run test lint venv bench clean golden
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +28,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) scopekeeper.db*
+
+# Rewrite the golden files of the report and plan outputs (tests/golden/); review the diff.
+golden: $(STAMP)
+	SCOPEKEEPER_UPDATE_GOLDEN=1 $(BIN)/pytest -q -k "not postgresql" \
+		tests/test_reports_golden.py tests/test_plan_golden.py

@@ -13,7 +13,7 @@ import tomllib
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     encryption_key_env: str = "SCOPEKEEPER_ENCRYPTION_KEY"
     host: str = "127.0.0.1"
     port: int = 8080
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line (serve, worker); see service/ops/logging.py."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     connectors: list[ConnectorConfig] = Field(default_factory=list)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)

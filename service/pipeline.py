@@ -29,9 +29,11 @@ from service.findings.model import Finding
 from service.findings.reconcile import ReconcileResult, reconcile
 from service.policy.engine import evaluate
 from service.policy.loader import load_policy_set
+from service.policy.model import PolicySet
 from service.registry.apply import ApplyResult, apply_inventory
 from service.registry.db import create_db_engine
 from service.registry.read import load_view
+from service.reviews import hooks as review_hooks
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +133,14 @@ def _refuse_shared_ids(inventories: Sequence[Inventory]) -> None:
 
 
 def sync(*, settings: Settings, only: str | None = None, now: datetime,
-         engine: Engine | None = None, env: Mapping[str, str] | None = None) -> SyncOutcome:
+         engine: Engine | None = None, env: Mapping[str, str] | None = None,
+         policy_set: PolicySet | None = None) -> SyncOutcome:
     """Collect, apply each source to the registry, then evaluate and reconcile.
 
     An invalid policy set does not stop the inventory from being recorded; evaluation is then
     refused and the problems are in the outcome. The view is built from every configured
-    source, so ``only`` refreshes one source but evaluates the whole registry.
+    source, so ``only`` refreshes one source but evaluates the whole registry. ``policy_set``
+    (the scheduler's last valid set) is used instead of reading ``policies_dir`` again.
     """
     own_engine = engine is None
     engine = create_db_engine(settings.database_url) if engine is None else engine
@@ -144,19 +148,31 @@ def sync(*, settings: Settings, only: str | None = None, now: datetime,
         inventories = collect_each(settings=settings, only=only, now=now, env=env)
         applied = [apply_inventory(engine=engine, inventory=inventory, now=now)
                    for inventory in inventories]
-        try:
-            policy_set = load_policy_set(settings.policies_dir)
-        except PolicyError as exc:
-            return SyncOutcome(sources=applied, policy_problems=list(exc.problems))
-        view = load_view(engine=engine, connectors=settings.effective_connectors(), now=now)
-        findings = evaluate(view, policy_set, now)
-        reconciled = reconcile(engine=engine, findings=findings, policy_set=policy_set,
-                               policy_set_version=policy_set.version, now=now)
+        review_hooks.after_apply(engine=engine, now=now)
+        if policy_set is None:
+            try:
+                policy_set = load_policy_set(settings.policies_dir)
+            except PolicyError as exc:
+                return SyncOutcome(sources=applied, policy_problems=list(exc.problems))
+        findings, reconciled = evaluate_registry(engine=engine, settings=settings,
+                                                 policy_set=policy_set, now=now)
         return SyncOutcome(sources=applied, policy_set=policy_set.version, findings=findings,
                            reconciled=reconciled)
     finally:
         if own_engine:
             engine.dispose()
+
+
+def evaluate_registry(*, engine: Engine, settings: Settings, policy_set: PolicySet,
+                      now: datetime) -> tuple[list[Finding], ReconcileResult]:
+    """Evaluate the whole registry with ``policy_set`` and reconcile the findings."""
+    view = load_view(engine=engine, connectors=settings.effective_connectors(), now=now)
+    findings = evaluate(view, policy_set, now)
+    findings += review_hooks.extra_findings(engine=engine, policy_set=policy_set, now=now)
+    reconciled = reconcile(engine=engine, findings=findings, policy_set=policy_set,
+                           policy_set_version=policy_set.version, now=now)
+    review_hooks.after_reconcile(engine=engine, policy_set=policy_set, settings=settings, now=now)
+    return findings, reconciled
 
 
 class _ConnectorRun:

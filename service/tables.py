@@ -6,5 +6,12 @@ Migrations (``migrations/env.py``) and the schema test import this module so tha
 
 from __future__ import annotations
 
+import service.audit.tables
 import service.notify.tables
-import service.registry.tables  # noqa: F401
+import service.registry.tables
+import service.remediation.tables
+import service.reminders.tables
+import service.reports.tables
+import service.reviews.tables
+import service.scheduler.tables
+import service.users.tables  # noqa: F401

@@ -10,10 +10,18 @@ import typer
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from service.cli.audit import audit_app
 from service.cli.check import check
 from service.cli.collect import inventory_app, report_sync, sync_command
 from service.cli.common import CliState, fails_cleanly, print_error, settings_from
+from service.cli.history import access_history_command
+from service.cli.jobs import jobs_app, scheduler_for_serve, worker
+from service.cli.plan import plan
 from service.cli.policy import policy_app
+from service.cli.report import report
+from service.cli.reviews import review_app
+from service.cli.suggest import suggest
+from service.cli.users import user_app
 from service.pipeline import sync
 from service.registry.db import upgrade
 from service.web.app import create_app
@@ -32,6 +40,15 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(db_app, name="db")
 app.command("check")(check)
 app.command("sync")(sync_command)
+app.add_typer(user_app, name="user")
+app.add_typer(review_app, name="review")
+app.add_typer(audit_app, name="audit")
+app.command("access-history")(access_history_command)
+app.command("report")(report)
+app.command("plan")(plan)
+app.command("suggest")(suggest)
+app.add_typer(jobs_app, name="jobs")
+app.command("worker")(worker)
 
 
 @app.callback()
@@ -60,6 +77,8 @@ def serve(
     ctx: typer.Context,
     host: str | None = typer.Option(None, "--host", help="Address to listen on."),
     port: int | None = typer.Option(None, "--port", help="Port to listen on."),
+    no_scheduler: bool = typer.Option(False, "--no-scheduler",
+                                      help="Serve only (web replicas); workers run the jobs."),
 ) -> None:
     """Upgrade the registry, sync the configured connectors once, then serve the web app."""
     settings = settings_from(ctx)
@@ -67,4 +86,6 @@ def serve(
     code = report_sync(sync(settings=settings, now=datetime.now(UTC)))
     if code != 0:
         print_error("serving anyway; the page and /readyz show what is missing")
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    scheduler = scheduler_for_serve(settings, enabled=not no_scheduler)
+    uvicorn.run(create_app(settings, scheduler=scheduler), host=host or settings.host,
+                port=port or settings.port)

@@ -10,6 +10,7 @@ FindingType = Literal[
     "excess_scope", "denied_scope", "unknown_integration", "unmanaged_agent", "no_owner",
     "secret_too_old", "secret_expiring", "secret_expired", "no_expiry", "unused_grant",
     "shared_credential", "inline_secret", "recert_overdue", "stale_inventory",
+    "remediation_failed",
 ]
 FINDING_TYPES: tuple[str, ...] = FindingType.__args__  # type: ignore[attr-defined]
 
@@ -31,6 +32,7 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "inline_secret": "critical",
     "recert_overdue": "medium",
     "stale_inventory": "high",
+    "remediation_failed": "high",
 }
 
 Status = Literal["open", "resolved", "waived", "accepted"]

@@ -95,13 +95,15 @@ def reconcile(*, engine: Engine, findings: list[Finding], policy_set_version: st
                           files=policy_set.files if policy_set is not None else (),
                           now=now, used=True)
         stored = _load(conn, produced)
+        stale_sources = stale_source_names(produced.values())
+        stale_agents = _agents_of(conn, stale_sources)
         plan = _Plan(now)
         for finding_id, finding in produced.items():
             _plan_produced(plan, finding_id, finding, stored.get(finding_id),
-                           policy_set_version)
+                           policy_set_version, stale=finding.agent in stale_agents)
         gone = {key: row for key, row in stored.items()
                 if key not in produced and row.status in ACTIVE_STATUSES}
-        confirmations = _source_confirmations(conn, gone)
+        confirmations = _source_confirmations(conn, gone, stale_sources)
         for finding_id, row in gone.items():
             _plan_gone(plan, finding_id, row, confirmations[finding_id])
         _write(conn, plan)
@@ -153,16 +155,17 @@ def _evaluation_values(finding: Finding, policy_set_version: str,
 
 
 def _plan_produced(plan: _Plan, finding_id: str, finding: Finding, stored: _Stored | None,
-                   policy_set_version: str) -> None:
+                   policy_set_version: str, *, stale: bool = False) -> None:
+    """``stale``: the finding rests on data of a source that is stale (failed or too old)."""
     content_hash = _content_hash(finding, policy_set_version)
-    if stored is not None and stored.content_hash == content_hash and not stored.stale \
+    if stored is not None and stored.content_hash == content_hash and stored.stale == stale \
             and _next_status(stored, finding.status, plan.now)[1] is None:
         plan.counts["kept"] += 1  # only last_seen_at changes, for all such findings at once
         return
     values = _evaluation_values(finding, policy_set_version, content_hash)
     if stored is None:
         plan.inserts.append({"id": finding_id, **values, "status": finding.status,
-                             "stale": False, "first_seen_at": plan.now,
+                             "stale": stale, "first_seen_at": plan.now,
                              "last_seen_at": plan.now, "resolved_at": None,
                              "accepted_until": None, "accepted_by": None,
                              "accepted_reason": None})
@@ -178,7 +181,7 @@ def _plan_produced(plan: _Plan, finding_id: str, finding: Finding, stored: _Stor
         if stored.status == "accepted":
             plan.acceptance_ended.append(finding_id)
     plan.refreshed.append(keyed({"id": finding_id}, {
-        **values, "status": status, "stale": False, "last_seen_at": plan.now,
+        **values, "status": status, "stale": stale, "last_seen_at": plan.now,
         "resolved_at": None}))
 
 
@@ -198,9 +201,25 @@ def _next_status(stored: _Stored, evaluated: str, now: datetime) -> tuple[str, s
     return "open", "no unexpired waiver covers it any more"
 
 
-def _source_confirmations(conn: Connection,
-                          gone: Mapping[str, _Stored]) -> dict[str, tuple[bool, str]]:
-    """Per finding not produced: (its source's latest sync was ok, which source).
+def stale_source_names(findings: Iterable[Finding]) -> frozenset[str]:
+    """Sources the evaluation found stale (failed, never ok, or no ok sync within their
+    ``stale_after``): the subjects of its ``stale_inventory`` findings."""
+    return frozenset(finding.subject.removeprefix("source:") for finding in findings
+                     if finding.type == "stale_inventory")
+
+
+def _agents_of(conn: Connection, sources: frozenset[str]) -> frozenset[str]:
+    if not sources:
+        return frozenset()
+    return frozenset(conn.execute(select(agent_table.c.id).where(
+        agent_table.c.source.in_(sorted(sources)))).scalars())
+
+
+def _source_confirmations(conn: Connection, gone: Mapping[str, _Stored],
+                          stale_sources: frozenset[str] = frozenset(),
+                          ) -> dict[str, tuple[bool, str]]:
+    """Per finding not produced: (its source's latest sync was ok and is not stale, which
+    source).
 
     The source is the agent's; for a finding without an agent (stale_inventory) it is the
     source the subject names. When no source can be told (an agent the registry never held),
@@ -213,6 +232,7 @@ def _source_confirmations(conn: Connection,
         agent_sources.update(conn.execute(
             select(agent_table.c.id, agent_table.c.source)
             .where(agent_table.c.id.in_(chunk))).all())
+    statuses.update(dict.fromkeys(stale_sources & statuses.keys(), "stale"))
     all_ok = bool(statuses) and all(status == "ok" for status in statuses.values())
     confirmations: dict[str, tuple[bool, str]] = {}
     for finding_id, row in gone.items():

@@ -44,5 +44,6 @@ def enqueue(*, connection: Connection, notice: Notice, now: datetime) -> bool:
         dedupe_key=notice.dedupe_key, channel=notice.channel, recipient=notice.recipient,
         subject=notice.subject, body=notice.body, payload=dict(notice.payload),
         event=notice.event, state="pending", attempts=0, created_at=now, next_attempt_at=now,
-    ).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return connection.execute(statement).rowcount == 1
+    ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OUTBOX.c.id)
+    # RETURNING, not rowcount: psycopg reports no row count for ON CONFLICT DO NOTHING.
+    return connection.execute(statement).first() is not None

@@ -56,3 +56,8 @@ def _code(value: str) -> str:
     fence = "``" if "`" in flat else "`"
     padding = " " if fence == "``" else ""
     return f"{fence}{padding}{flat}{padding}{fence}"
+
+
+# Shared with the other Markdown renderers (policy plans, drift reports).
+cell_text = _text
+code_span = _code

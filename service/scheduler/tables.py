@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import JSON, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from service.registry.types import UtcDateTime, key_type
@@ -60,7 +60,8 @@ class JobRunRow(SQLModel, table=True):
 
 
 class SchedulerInstanceRow(SQLModel, table=True):
-    """A scheduler process and when it was last seen alive (readiness, ``jobs`` CLI)."""
+    """A scheduler process, when it was last seen alive and its policy set (readiness,
+    ``/metrics``, the ``jobs`` CLI)."""
 
     __tablename__ = "scheduler_instance"
 
@@ -68,6 +69,10 @@ class SchedulerInstanceRow(SQLModel, table=True):
     started_at: datetime = Field(sa_type=UtcDateTime)
     seen_at: datetime = Field(sa_type=UtcDateTime)
     stopped_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    policy_version: str | None = Field(default=None, sa_type=String(SHORT))
+    """The policy set in force in that process (None: no valid set loaded)."""
+    policy_problems: list[str] = Field(default_factory=list, sa_type=JSON)
+    """Why its latest reload was refused (empty: the directory was valid)."""
 
 
 job_claim_table = JobClaimRow.__table__

@@ -8,21 +8,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import Engine
 
 from service.config import Settings
 from service.errors import InputError, ScopekeeperError
+from service.ops.health import readiness
+from service.ops.metrics import render_metrics
 from service.output.report import FindingsReport, policy_place
+from service.plan.export import inventory_chunks
 from service.registry.db import create_db_engine
 from service.registry.queries import latest_policy_set, list_findings
+from service.scheduler.runs import recent_runs
+
+if TYPE_CHECKING:
+    from service.scheduler.service import SchedulerService
 
 FINDING_STATUSES = ("open", "waived", "accepted", "resolved")
 SECURITY_HEADERS = {
@@ -34,17 +42,23 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The ASGI app over the registry at ``settings.database_url``."""
+def create_app(settings: Settings, *, scheduler: SchedulerService | None = None) -> FastAPI:
+    """The ASGI app over the registry at ``settings.database_url``; ``scheduler`` (``serve``
+    without ``--no-scheduler``) is started and stopped with the app."""
     engine = create_db_engine(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.stop()
         engine.dispose()
 
     app = FastAPI(title="Scopekeeper", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.engine = engine
+    app.state.scheduler = scheduler
     app.state.templates = Jinja2Templates(env=Environment(
         loader=PackageLoader("service.web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True)))
@@ -87,16 +101,33 @@ def _add_routes(app: FastAPI) -> None:
                              f"{', '.join(FINDING_STATUSES)}")
         return _report(engine, statuses=status).document()
 
+    @app.get("/api/v1/inventory", response_class=StreamingResponse)
+    def inventory() -> StreamingResponse:
+        """The registry's current inventory as a snapshot (DESIGN §3), streamed; what
+        ``scopekeeper plan --server URL`` evaluates a policy change against."""
+        return StreamingResponse(inventory_chunks(engine=engine, now=datetime.now(UTC)),
+                                 media_type="application/json")
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        checks = _readiness(engine)
+        checks = readiness(engine=engine, scheduler=app.state.scheduler)
         ready = all(check["ok"] for check in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(render_metrics(engine=engine), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/jobs")
+    def jobs(job: str | None = None,
+             limit: int = Query(default=50, ge=1, le=1000)) -> dict[str, Any]:
+        """Recent job runs (newest first): job, slot, attempt, start, end, outcome, detail."""
+        return {"runs": recent_runs(engine=engine, job=job, limit=limit)}
 
 
 def _report(engine: Engine, *, statuses: list[str]) -> FindingsReport:
@@ -105,26 +136,3 @@ def _report(engine: Engine, *, statuses: list[str]) -> FindingsReport:
     return FindingsReport(policy_set=latest.get("version"),
                           evaluated_at=latest.get("evaluated_at"), findings=tuple(rows))
 
-
-def _readiness(engine: Engine) -> dict[str, dict[str, Any]]:
-    """DB reachable, and a valid policy set loaded (recorded by an evaluation)."""
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        return {"database": {"ok": False, "detail": f"database unreachable: {_reason(exc)}"},
-                "policy_set": {"ok": False, "detail": "unknown: the database is unreachable"}}
-    try:
-        latest = latest_policy_set(engine=engine)
-    except (ScopekeeperError, SQLAlchemyError) as exc:
-        return {"database": {"ok": False, "detail": f"registry not readable (run `scopekeeper "
-                                                    f"db upgrade`?): {_reason(exc)}"},
-                "policy_set": {"ok": False, "detail": "unknown: the registry is not readable"}}
-    policy = ({"ok": True, "detail": latest.get("version")} if latest else
-              {"ok": False, "detail": "no valid policy set has been evaluated yet"})
-    return {"database": {"ok": True, "detail": "reachable"}, "policy_set": policy}
-
-
-def _reason(error: Exception) -> str:
-    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__

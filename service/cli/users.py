@@ -1,0 +1,95 @@
+"""``scopekeeper user add|list|disable``: the people who review, decide and audit."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import typer
+from sqlalchemy import Engine
+
+from service.cli.common import choose, fails_cleanly, settings_from
+from service.registry.db import create_db_engine
+from service.users.accounts import ROLES, User, add_user, disable_user, list_users
+
+user_app = typer.Typer(help="Manage users and their groups.", no_args_is_help=True)
+
+LIST_FORMATS = ("table", "json")
+
+
+@contextmanager
+def engine_from(ctx: typer.Context) -> Iterator[Engine]:
+    """The registry engine of the command's settings, disposed afterwards."""
+    engine = create_db_engine(settings_from(ctx).database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def cli_actor() -> str:
+    """Who ran a command, as the audit log records it."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@user_app.command("add")
+@fails_cleanly
+def add(
+    ctx: typer.Context,
+    user_id: str = typer.Argument(..., help="Login id, e.g. alice (lower case)."),
+    email: str = typer.Option(..., "--email", help="Where notices go."),
+    name: str = typer.Option(..., "--name", help="Display name."),
+    role: str = typer.Option("reviewer", "--role", help=f"One of {', '.join(ROLES)}."),
+    groups: list[str] = typer.Option([], "--group",
+                                     help="A group (repeatable), e.g. security-team."),
+) -> None:
+    """Create a user; reviewers named in policies are user ids or group names."""
+    with engine_from(ctx) as engine:
+        user = add_user(engine=engine, user_id=user_id, email=email, display_name=name,
+                        role=choose(role, ROLES, option="--role"), groups=groups,
+                        actor=cli_actor(), now=datetime.now(UTC))
+    typer.echo(f"added {user.id} ({user.role}){_groups(user)}")
+
+
+@user_app.command("list")
+@fails_cleanly
+def list_command(
+    ctx: typer.Context,
+    format_name: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Every user with role, groups and whether they are disabled."""
+    output = choose(format_name, LIST_FORMATS, option="--format")
+    with engine_from(ctx) as engine:
+        users = list_users(engine=engine)
+    if output == "json":
+        typer.echo(json.dumps([{"id": u.id, "email": u.email, "display_name": u.display_name,
+                                "role": u.role, "groups": list(u.groups),
+                                "disabled": u.disabled} for u in users], indent=2))
+        return
+    for user in users:
+        state = " (disabled)" if user.disabled else ""
+        typer.echo(f"{user.id}\t{user.email}\t{user.role}\t{','.join(user.groups) or '-'}"
+                   f"{state}")
+
+
+@user_app.command("disable")
+@fails_cleanly
+def disable(
+    ctx: typer.Context,
+    user_id: str = typer.Argument(..., help="The user to disable."),
+) -> None:
+    """Disable a user: no more notices or decisions; their history stays."""
+    with engine_from(ctx) as engine:
+        user = disable_user(engine=engine, user_id=user_id, actor=cli_actor(),
+                            now=datetime.now(UTC))
+    typer.echo(f"disabled {user.id}")
+
+
+def _groups(user: User) -> str:
+    return f" in {', '.join(user.groups)}" if user.groups else ""
