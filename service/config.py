@@ -72,14 +72,14 @@ class Settings(BaseSettings):
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     reports: list[ReportSchedule] = Field(default_factory=list)
 
-    @field_validator("connectors")
+    @field_validator("connectors", "reports")
     @classmethod
-    def _unique_names(cls, value: list[ConnectorConfig]) -> list[ConnectorConfig]:
+    def _unique_names(cls, value: list[Any], info: Any) -> list[Any]:
         seen: set[str] = set()
-        for connector in value:
-            if connector.name in seen:
-                raise ValueError(f"connector name {connector.name!r} is used twice")
-            seen.add(connector.name)
+        for item in value:
+            if item.name in seen:
+                raise ValueError(f"{info.field_name[:-1]} name {item.name!r} is used twice")
+            seen.add(item.name)
         return value
 
     def effective_connectors(self) -> list[ConnectorConfig]:

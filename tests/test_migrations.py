@@ -47,11 +47,11 @@ def test_the_comparison_sees_a_model_the_migrations_lack(db_url):
         engine.dispose()
 
 
-def test_upgrade_twice_is_harmless_and_records_every_head(db_url):
+def test_upgrade_twice_is_harmless_and_records_the_head(db_url):
     upgrade(db_url)
     upgrade(db_url)
     heads = ScriptDirectory.from_config(alembic_config(db_url)).get_heads()
-    assert "0001" not in heads, "the first revision has later ones on top"
+    assert len(heads) == 1, f"one head after the merge of the parts' branches, got {heads}"
     engine = create_db_engine(db_url)
     try:
         with engine.connect() as conn:

@@ -5,7 +5,7 @@ outage, and policy reloads. Time is injected; nothing sleeps except the timeout 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -278,3 +278,14 @@ def test_every_workflow_job_in_the_list_runs_on_an_empty_registry(registry_engin
     outcomes = {name: runner.run_slot(jobs[name], T0 + timedelta(hours=1)) for name in names}
     assert {name: outcome.outcome for name, outcome in outcomes.items()} == dict.fromkeys(
         names, "ok"), {name: outcome.detail for name, outcome in outcomes.items()}
+
+
+@pytest.mark.parametrize(("cron", "weekday"), [
+    ("0 8 * * 1", "Mon"), ("0 8 * * 0", "Sun"), ("0 8 * * 7", "Sun"), ("0 8 * * 6", "Sat"),
+    ("0 8 * * mon", "Mon"), ("0 8 * * 5-6", "Fri")])
+def test_cron_weekdays_count_from_sunday(cron, weekday):
+    """Cron's 1 is Monday; APScheduler 3 would read it as Tuesday without the translation."""
+    from service.scheduler.triggers import parse_schedule
+
+    fire = parse_schedule(cron).get_next_fire_time(None, datetime(2026, 11, 24, tzinfo=UTC))
+    assert fire.strftime("%a %H:%M") == f"{weekday} 08:00"

@@ -33,6 +33,7 @@ RULE_TEXT = {
     "inline_secret": "A configuration file holds a literal secret.",
     "recert_overdue": "The agent's access is overdue for recertification.",
     "stale_inventory": "A source failed or has not synced within its window.",
+    "remediation_failed": "A revoke was carried out or attempted, yet the access is still there.",
 }
 
 

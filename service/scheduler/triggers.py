@@ -35,10 +35,30 @@ def parse_schedule(text: str) -> BaseTrigger:
         return IntervalTrigger(seconds=int(interval.total_seconds()), start_date=EPOCH,
                                timezone=UTC)
     try:
-        return CronTrigger.from_crontab(text, timezone=UTC)
+        return CronTrigger.from_crontab(_cron_weekdays_as_names(text), timezone=UTC)
     except ValueError as exc:
         raise ValueError(f"{text!r} is neither a 5-field cron expression (UTC) nor "
                          f"'every <duration>' like 'every 5m' ({exc})") from None
+
+
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _cron_weekdays_as_names(text: str) -> str:
+    """Cron counts weekdays from Sunday = 0 (7 too); APScheduler 3 from Monday = 0. Names mean
+    the same to both, so numbers in the day-of-week field become names (steps stay numbers)."""
+    fields = text.split()
+    if len(fields) != 5:
+        return text
+
+    def name(token: str) -> str:
+        return _DAY_NAMES[int(token)] if token.isdigit() and int(token) <= 7 else token
+
+    parts = []
+    for part in fields[4].split(","):
+        base, slash, step = part.partition("/")
+        parts.append("-".join(name(t) for t in base.split("-")) + slash + step)
+    return " ".join([*fields[:4], ",".join(parts)])
 
 
 def slots_between(trigger: BaseTrigger, start: datetime, end: datetime, *,
