@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import json.scanner
-import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -39,6 +37,7 @@ from connectors.file import YAML_SUFFIXES, InventoryFileError, load_inventory_fi
 from connectors.models import Agent, Credential, Grant, Inventory, SourceReport
 from connectors.schema import describe_validation_error
 from service.errors import SnapshotError
+from service.files import OutputFileError, write_atomically
 from service.registry.db import gc_paused
 from service.view import AgentView, CredentialView, GrantView, InventoryView, SourceView
 
@@ -59,22 +58,10 @@ def read_snapshot(path: Path) -> Inventory:
 def write_snapshot(path: Path, inventory: Inventory) -> None:
     """Write ``inventory`` as JSON to ``path`` atomically; on failure nothing changes there."""
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot write snapshot ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(inventory.model_dump_json(indent=2))
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(temporary, path)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise SnapshotError(f"{path}: cannot write snapshot ({exc.strerror})") from None
-        raise
+        write_atomically(path, inventory.model_dump_json(indent=2) + "\n")
+    except OutputFileError as exc:
+        raise SnapshotError(str(exc).replace("cannot write the file", "cannot write snapshot")
+                            ) from None
 
 
 def view_from_inventory(inventory: Inventory) -> InventoryView:

@@ -16,12 +16,12 @@ from service.cli.common import (
     parse_time,
     progress,
 )
+from service.files import write_atomically
 from service.findings.model import SEVERITIES
 from service.output.report import at_or_above
 from service.plan.inventory import DEFAULT_TOKEN_ENV
 from service.plan.render import PLAN_FORMATS, render_plan
 from service.plan.run import plan_policy_change
-from service.reports.files import write_atomically
 from service.snapshot import DEFAULT_MAX_MB, MEGABYTE
 
 

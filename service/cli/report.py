@@ -20,9 +20,9 @@ from service.cli.common import (
     settings_from,
 )
 from service.config import Settings
+from service.files import write_atomically
 from service.registry.db import create_db_engine, upgrade
 from service.reports.archive import get_report
-from service.reports.files import write_atomically
 from service.reports.run import find_schedule, generate_report, run_scheduled_report
 from service.reports.settings import REPORT_FORMATS, ReportOptions
 

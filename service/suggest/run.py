@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import InputError, PolicyError
+from service.files import write_atomically
 from service.output.report import rfc3339
 from service.policy.engine import span
 from service.policy.loader import load_policy_set, policy_files
 from service.policy.model import PolicySet
-from service.reports.files import write_atomically
 from service.suggest.propose import Proposal, propose
 from service.suggest.rewrite import new_policy_text, policy_name_for, rewrite_allow
 from service.view import AgentView

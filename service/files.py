@@ -1,7 +1,8 @@
 """Write a text file atomically: a temporary file in the same folder, then a rename.
 
 A reader never sees half a file, and a failed write leaves the old file as it was. Used for
-report files (``report -o``) and for policy files edited in place (``suggest --write``).
+snapshots (``inventory collect -o``), report and plan files, and policy files edited in place
+(``suggest --write``).
 """
 
 from __future__ import annotations
