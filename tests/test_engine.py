@@ -423,3 +423,43 @@ def test_agents_are_consumed_once_as_a_stream(policies):
     findings = evaluate(view, policies, NOW)
     assert consumed == ["src/review-b", "src/review-a", "src/stray"]
     assert {f.agent for f in findings} == set(consumed)
+
+
+def _named(name: str, agents: str, labels: str = "{}") -> str:
+    return f"""
+        apiVersion: scopekeeper/v1
+        kind: AgentPolicy
+        name: {name}
+        match: {{agents: {agents}, labels: {labels}}}
+        allow: {{}}
+    """
+
+
+def test_selection_with_nested_prefixes_and_a_leading_star(tmp_path):
+    policy_set = make_set(
+        tmp_path,
+        a=_named("team", '["team1-*"]', "{env: prod}"),
+        b=_named("deployers", '["team1-deploy-*"]', "{env: dev}"),
+        c=_named("canaries", '["*-canary"]', "{env: staging}"),
+        d=_named("exact", '["team1-deploy-9"]', "{env: test}"))
+
+    def chosen(name: str, env: str) -> str:
+        return policy_set.compiled.select(agent(name, labels={"env": env})).label
+
+    assert chosen("team1-deploy-7", "dev") == "policy deployers"
+    assert chosen("team1-deploy-7", "prod") == "policy team"
+    assert chosen("team1-x", "prod") == "policy team"
+    assert chosen("team1-deploy-canary", "staging") == "policy canaries"
+    assert chosen("team1-deploy-9", "test") == "policy exact"
+    assert chosen("team1-x", "dev") == "the default policy"
+    assert chosen("team2-x", "prod") == "the default policy"
+
+
+@pytest.mark.parametrize("id_first", [True, False])
+def test_policy_matching_the_id_and_one_matching_the_name_first_file_wins(tmp_path, id_first):
+    by_id, by_name = _named("by-id", '["src/team-*"]'), _named("by-name", '["team-*"]')
+    policy_set = make_set(tmp_path, a=by_id if id_first else by_name,
+                          b=by_name if id_first else by_id)
+    selected = policy_set.compiled.select(agent("team-1", labels={}))
+    assert selected.label == ("policy by-id" if id_first else "policy by-name")
+    assert policy_set.compiled.select(agent("other", labels={})).label == "the default policy"

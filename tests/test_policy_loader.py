@@ -303,3 +303,38 @@ def _fields_without_description(node, schema, path="#"):
 def test_every_schema_field_has_a_description():
     schema = load_schema()
     assert _fields_without_description(schema, schema) == []
+
+
+def _policy(name: str, agents: str) -> str:
+    return HEADER + f"name: {name}\nmatch: {{agents: {agents}}}\nallow: {{}}\n"
+
+
+@pytest.mark.parametrize(("first", "second", "witness"), [
+    ("a*", "ab*x", "abx"),      # the second prefix extends the first
+    ("ab*x", "a*", "abx"),
+    ("*x", "ab*", "abx"),       # a pattern without prefix meets every prefix
+    ("ab*", "ab*", "ab"),       # equal prefixes
+])
+def test_wildcard_overlap_is_found_when_prefixes_nest(tmp_path, first, second, witness):
+    earlier = write(tmp_path, "a.yaml", _policy("one", f"['{first}']"))
+    later = write(tmp_path, "b.yaml", _policy("two", f"['{second}']"))
+    assert problems_of(tmp_path) == [
+        f"{later}:4:18: policy 'two' and policy 'one' ({earlier}:4) can both select an agent"
+        f" named '{witness}' (patterns '{second}' and '{first}'); exactly one policy may govern"
+        " an agent, so narrow match.agents or tell them apart with match.labels"]
+
+
+def test_wildcards_with_prefixes_that_do_not_nest_load(tmp_path):
+    write(tmp_path, "a.yaml", _policy("one", "['ab*x', 'x*-eu']"))
+    write(tmp_path, "b.yaml", _policy("two", "['ac*', 'b*', '*-us']"))
+    assert [p.name for p in load_policy_set(tmp_path).policies] == ["one", "two"]
+
+
+def test_many_team_policies_report_only_the_overlapping_pair_with_its_first_patterns(tmp_path):
+    for team in range(30):
+        write(tmp_path, f"t{team:02d}.yaml",
+              _policy(f"team{team:02d}", f"['team{team:02d}-deploy-*', 'team{team:02d}-ci-*']"))
+    write(tmp_path, "z.yaml", _policy("late", "['zz-*', 'team07-*', 'team07-ci-*']"))
+    [problem] = problems_of(tmp_path)
+    assert f"z.yaml:4:26: policy 'late' and policy 'team07' ({tmp_path}/t07.yaml:4)" in problem
+    assert "named 'team07-deploy-' (patterns 'team07-*' and 'team07-deploy-*')" in problem

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from connectors.integrations import BUILTIN_IMPLICATIONS, BUILTIN_INTEGRATIONS
@@ -9,8 +11,10 @@ from service.policy.patterns import (
     AllowMatcher,
     DenyMatcher,
     PatternList,
+    PrefixIndexedPatterns,
     agent_patterns_overlap,
     agent_regex,
+    prefix_nesting_pairs,
     scope_pattern_problem,
 )
 
@@ -104,6 +108,63 @@ def test_overlapping_agent_patterns_give_a_common_name(first, second, witness):
 ])
 def test_disjoint_agent_patterns(first, second):
     assert agent_patterns_overlap(first, second) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("abc", 0),        # ab*, a*, abc*, *c and the exact abc all match: the first wins
+    ("abx", 0),
+    ("axc", 1),        # a* (prefix a) before *c (no prefix)
+    ("zc", 3),         # only the leading-star pattern
+    ("a", 1),
+    ("", None),
+    ("b", None),
+])
+def test_prefix_index_returns_the_first_matching_pattern_by_order(text, expected):
+    patterns = PrefixIndexedPatterns(["ab*", "a*", "abc*", "*c", "abc"])
+    assert patterns.first_match(text) == expected
+
+
+def test_prefix_index_leading_star_pattern_first_in_order_wins():
+    patterns = PrefixIndexedPatterns(["*-eu", "bot-*", "bot-eu"])
+    assert patterns.first_match("bot-eu") == 0
+    assert patterns.first_match("bot-us") == 1
+    assert patterns.all_matches("bot-eu") == [0, 1, 2]
+    assert patterns.all_matches("x-eu") == [0]
+    assert patterns.all_matches("x-us") == []
+
+
+def test_prefix_index_agrees_with_one_union_on_random_patterns():
+    rng = random.Random(20261124)
+    for _ in range(200):
+        texts = ["".join(rng.choice("ab-") for _ in range(rng.randint(0, 6)))
+                 for _ in range(20)]
+        patterns = ["".join(rng.choice("ab-*") for _ in range(rng.randint(1, 5)))
+                    for _ in range(rng.randint(1, 12))]
+        union = PatternList(patterns, to_regex=agent_regex)
+        indexed = PrefixIndexedPatterns(patterns)
+        for text in texts:
+            assert indexed.first_match(text) == union.first_match(text), (patterns, text)
+            assert indexed.all_matches(text) == [
+                i for i, p in enumerate(patterns)
+                if PatternList([p], to_regex=agent_regex).matches(text)]
+
+
+def test_prefix_nesting_pairs_keeps_only_nested_prefixes():
+    #           a      ab      b      ""     ab
+    patterns = ["a*", "ab*x", "b*", "*x", "ab*"]
+    assert prefix_nesting_pairs(patterns) == [
+        (0, 1), (0, 3), (0, 4), (1, 3), (1, 4), (2, 3), (3, 4)]
+
+
+def test_prefix_nesting_pairs_hold_every_overlapping_pair():
+    rng = random.Random(7)
+    for _ in range(100):
+        patterns = ["".join(rng.choice("abc*") for _ in range(rng.randint(1, 6)))
+                    for _ in range(10)]
+        kept = set(prefix_nesting_pairs(patterns))
+        overlapping = {(i, j) for i in range(10) for j in range(i + 1, 10)
+                       if agent_patterns_overlap(patterns[i], patterns[j]) is not None}
+        assert overlapping <= kept, patterns
 
 
 def test_agent_star_matches_any_characters():

@@ -3,8 +3,9 @@
 Built once per :class:`~service.policy.model.PolicySet` (``policy_set.compiled``). Each policy's
 rules are merged with the Defaults (the policy wins where it speaks, deny lists and waivers add
 up), its pattern lists become :class:`~service.policy.patterns.PatternList` matchers, and the
-policies are indexed by agent name so selecting the governing policy costs a dict look-up and
-at most two regex matches instead of a test of every policy.
+policies are indexed by agent name (exact names in a dict, wildcard patterns by their literal
+prefix) so selecting the governing policy costs a few dict look-ups and regex matches of the
+candidates instead of a test of every policy.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 
 from connectors.integrations import build_implications
 from service.findings.model import DEFAULT_SEVERITY, PolicyRef
@@ -30,7 +32,7 @@ from service.policy.model import (
 from service.policy.patterns import (
     AllowMatcher,
     DenyMatcher,
-    PatternList,
+    PrefixIndexedPatterns,
     agent_regex,
     is_wildcard,
     scope_regex,
@@ -187,14 +189,19 @@ def _labels_match(policy: Policy, agent: AgentView) -> bool:
     return all(agent.labels.get(key) == value for key, value in policy.labels.items())
 
 
+def _name_patterns(policy: Policy) -> list[str]:
+    """A policy's agent name-or-id patterns; a labels-only match selects every name."""
+    return [rule.pattern for rule in policy.agents] or ["*"]
+
+
 class AgentIndex:
     """Finds the one policy that governs an agent.
 
-    Literal name patterns go into a dict; all wildcard patterns form one regex union whose first
-    matching alternative names a candidate. Because the loader refuses two policies that can
-    select one agent name, a single candidate whose labels fit is the answer; anything else (a
-    candidate whose labels do not fit, or one policy matching the name and another the id)
-    falls back to testing every policy, and the first by file and line wins.
+    Literal name patterns go into a dict; the wildcard patterns, indexed by literal prefix,
+    name as candidate the first (in policy order) that matches. Because the loader refuses two
+    policies that can select one agent name, a single candidate whose labels fit is the answer;
+    anything else (a candidate whose labels do not fit, or one policy matching the name and
+    another the id) falls back to testing every policy, and the first by file and line wins.
     """
 
     def __init__(self, policies: tuple[Policy, ...]):
@@ -202,17 +209,20 @@ class AgentIndex:
         self._exact: dict[str, list[int]] = {}
         wild_patterns: list[str] = []
         self._wild_owner: list[int] = []
-        self._each: list[re.Pattern[str]] = []
         for index, policy in enumerate(policies):
-            patterns = [rule.pattern for rule in policy.agents] or ["*"]
-            self._each.append(re.compile("|".join(agent_regex(p) for p in patterns), re.DOTALL))
-            for pattern in patterns:
+            for pattern in _name_patterns(policy):
                 if is_wildcard(pattern):
                     wild_patterns.append(pattern)
                     self._wild_owner.append(index)
                 else:
                     self._exact.setdefault(pattern, []).append(index)
-        self._wild = PatternList(wild_patterns, to_regex=agent_regex)
+        self._wild = PrefixIndexedPatterns(wild_patterns, to_regex=agent_regex)
+
+    @cached_property
+    def _each(self) -> list[re.Pattern[str]]:
+        """One regex per policy for the rare slow path, compiled on its first use."""
+        return [re.compile("|".join(agent_regex(p) for p in _name_patterns(policy)), re.DOTALL)
+                for policy in self._policies]
 
     def select(self, agent: AgentView) -> Policy | None:
         candidates: set[int] = set()

@@ -253,23 +253,26 @@ def _age(out: _Findings, agent: AgentView, rules: CompiledPolicy, credential: Cr
 
 def _expiry(out: _Findings, agent: AgentView, rules: CompiledPolicy, credential: CredentialView,
             now: datetime) -> None:
+    """no_expiry, secret_expired or secret_expiring; the dates are formatted only for a finding
+    (most credentials have none, and formatting every expiry was ~14% of evaluation)."""
     expires = credential.expires_at
-    evidence = {"expires_at": iso(expires)}
     if expires is None:
         if rules.require_expiry is not None and rules.require_expiry.value:
             out.add("no_expiry", agent=agent, subject=credential.id,
                     integration=credential.integration, policy=rules.require_expiry.ref,
                     message=(f"credential {credential.id} has no expiry date, but "
-                             "require_expiry is set"), evidence=evidence)
+                             "require_expiry is set"), evidence={"expires_at": None})
     elif expires <= now:
+        when = iso(expires)
         out.add("secret_expired", agent=agent, subject=credential.id,
-                integration=credential.integration, evidence=evidence,
-                message=f"credential {credential.id} expired at {iso(expires)}")
+                integration=credential.integration, evidence={"expires_at": when},
+                message=f"credential {credential.id} expired at {when}")
     elif rules.warn_before is not None and expires <= now + rules.warn_before.value:
+        when = iso(expires)
         out.add("secret_expiring", agent=agent, subject=credential.id,
                 integration=credential.integration, policy=rules.warn_before.ref,
-                evidence=evidence,
-                message=(f"credential {credential.id} expires at {iso(expires)}, within "
+                evidence={"expires_at": when},
+                message=(f"credential {credential.id} expires at {when}, within "
                          f"{span(rules.warn_before.value)}"))
 
 

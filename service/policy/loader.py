@@ -10,7 +10,6 @@ raised together, sorted by file and line, as one :class:`~service.errors.PolicyE
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,11 @@ from connectors.integrations import BUILTIN_INTEGRATIONS
 from service.errors import PolicyError
 from service.policy.build import DocumentBuilder
 from service.policy.model import Defaults, PatternRule, Policy, PolicySet
-from service.policy.patterns import agent_patterns_overlap
+from service.policy.patterns import (
+    PrefixIndexedPatterns,
+    agent_patterns_overlap,
+    prefix_nesting_pairs,
+)
 from service.policy.schema import schema_problems
 from service.policy.yamlsource import (
     Document,
@@ -149,10 +152,11 @@ def _selectors(governed: list[Governed]) -> tuple[list[_Selector], list[_Selecto
 def _overlaps(governed: list[Governed]) -> list[Problem]:
     """One problem per pair of policies that can select one agent, at the later policy.
 
-    Checking every pattern pair costs O(patterns^2) automaton searches, which took seconds
-    for a few hundred policies; so exact names meet through a dict, exact names meet wildcards
-    through one compiled union (a cheap filter before the exact test), and only wildcard pairs
-    run the automaton search.
+    Checking every pattern pair costs O(patterns^2) automaton searches (45 s for the 4,000
+    patterns of 2,000 policies); so exact names meet through a dict, exact names meet wildcards
+    through a literal-prefix index, and the automaton search runs only for wildcard pairs whose
+    literal prefixes nest (no other pair can match one name). Pairs are still considered in
+    pattern order, so each policy pair reports the same witness as a search of every pair.
     """
     exact, wild = _selectors(governed)
     found: dict[tuple[int, int], tuple[_Selector, _Selector, str]] = {}
@@ -170,23 +174,17 @@ def _overlaps(governed: list[Governed]) -> list[Problem]:
         for earlier in by_name.setdefault(selector.rule.pattern, []):
             consider(earlier, selector, selector.rule.pattern)
         by_name[selector.rule.pattern].append(selector)
-    if wild:
-        union = re.compile("|".join(f"(?:{_glob_regex(s.rule.pattern)})" for s in wild))
-        for name, selectors in by_name.items():
-            if union.fullmatch(name):
-                for pattern in wild:
-                    if re.fullmatch(_glob_regex(pattern.rule.pattern), name):
-                        for selector in selectors:
-                            consider(selector, pattern, name)
-    for index, one in enumerate(wild):
-        for other in wild[index + 1:]:
-            if one.order != other.order:
-                consider(one, other, agent_patterns_overlap(one.rule.pattern, other.rule.pattern))
+    wild_patterns = [selector.rule.pattern for selector in wild]
+    wild_index = PrefixIndexedPatterns(wild_patterns)
+    for name, selectors in by_name.items():
+        for position in wild_index.all_matches(name):
+            for selector in selectors:
+                consider(selector, wild[position], name)
+    for first, second in prefix_nesting_pairs(wild_patterns):
+        one, other = wild[first], wild[second]  # policy order: one.order <= other.order
+        if one.order != other.order and (one.order, other.order) not in found:
+            consider(one, other, agent_patterns_overlap(one.rule.pattern, other.rule.pattern))
     return [_overlap_problem(governed, *found[pair]) for pair in sorted(found)]
-
-
-def _glob_regex(pattern: str) -> str:
-    return ".*".join(re.escape(part) for part in pattern.split("*"))
 
 
 def _overlap_problem(governed: list[Governed], first: _Selector, second: _Selector,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import combinations
 
 _INTEGRATION = re.compile(r"^[a-z][a-z0-9_-]*$")
 _STARS = re.compile(r"\*+")
@@ -178,6 +179,87 @@ class PatternList:
     def matches(self, text: str) -> bool:
         return text in self._exact or (
             self._regex is not None and self._regex.fullmatch(text) is not None)
+
+
+def literal_prefix(pattern: str) -> str:
+    """The literal text before a pattern's first ``*`` (the whole pattern when it has none)."""
+    return pattern.partition("*")[0]
+
+
+class PrefixIndexedPatterns:
+    """Ordered patterns indexed by their literal prefix, for lists of thousands of patterns.
+
+    :class:`PatternList`'s single regex union is tried alternative by alternative, so a look-up
+    costs time in proportion to the list (4.7 ms for the 4,000 agent patterns of 2,000
+    policies). Here a text meets only the patterns whose literal prefix it starts with, found
+    by one dict look-up per distinct prefix length, plus the patterns that start with ``*``,
+    which are few and kept in one union tried for every text.
+    """
+
+    __slots__ = ("_by_prefix", "_lengths", "_unprefixed", "_unprefixed_each")
+
+    def __init__(self, patterns: Sequence[str], *, to_regex=agent_regex):
+        self._by_prefix: dict[str, list[tuple[int, re.Pattern[str]]]] = {}
+        self._unprefixed_each: list[tuple[int, re.Pattern[str]]] = []
+        for index, pattern in enumerate(patterns):
+            prefix = literal_prefix(pattern)
+            group = (self._by_prefix.setdefault(prefix, []) if prefix
+                     else self._unprefixed_each)
+            group.append((index, re.compile(to_regex(pattern), re.DOTALL)))
+        self._lengths = sorted({len(prefix) for prefix in self._by_prefix})
+        self._unprefixed = PatternList([patterns[i] for i, _ in self._unprefixed_each],
+                                       to_regex=to_regex)
+
+    def _candidates(self, text: str) -> Iterable[list[tuple[int, re.Pattern[str]]]]:
+        """The groups (each in pattern order) whose prefix ``text`` starts with."""
+        for length in self._lengths:
+            if length > len(text):
+                return
+            group = self._by_prefix.get(text[:length])
+            if group is not None:
+                yield group
+
+    def first_match(self, text: str) -> int | None:
+        """Index of the first pattern (in the given order) matching all of ``text``, or None."""
+        found = self._unprefixed.first_match(text)
+        best = None if found is None else self._unprefixed_each[found][0]
+        for group in self._candidates(text):
+            for index, regex in group:
+                if best is not None and index >= best:
+                    break
+                if regex.fullmatch(text) is not None:
+                    best = index
+                    break
+        return best
+
+    def all_matches(self, text: str) -> list[int]:
+        """Indexes of every pattern matching all of ``text``, in pattern order."""
+        groups = (self._unprefixed_each, *self._candidates(text))
+        return sorted(index for group in groups for index, regex in group
+                      if regex.fullmatch(text) is not None)
+
+
+def prefix_nesting_pairs(patterns: Sequence[str]) -> list[tuple[int, int]]:
+    """Every index pair ``(i, j)``, ``i < j``, whose literal prefixes nest, in sorted order.
+
+    Two ``*`` patterns can match one text only when the literal prefix of one starts the
+    other's (both are read from the text's start), so any overlap is among these pairs; for
+    policies that match distinct teams or roles they are few instead of all n^2/2.
+    """
+    by_prefix: dict[str, list[int]] = {}
+    for index, pattern in enumerate(patterns):
+        by_prefix.setdefault(literal_prefix(pattern), []).append(index)
+    lengths = sorted({len(prefix) for prefix in by_prefix})
+    pairs: list[tuple[int, int]] = []
+    for prefix, members in by_prefix.items():
+        pairs.extend(combinations(members, 2))
+        for length in lengths:
+            if length >= len(prefix):
+                break
+            for shorter in by_prefix.get(prefix[:length], ()):
+                pairs.extend((min(shorter, member), max(shorter, member)) for member in members)
+    pairs.sort()
+    return pairs
 
 
 def implied_by(implications: Mapping[str, frozenset[str]]) -> dict[str, tuple[str, ...]]:
