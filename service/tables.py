@@ -7,6 +7,7 @@ Migrations (``migrations/env.py``) and the schema test import this module so tha
 from __future__ import annotations
 
 import service.audit.tables
+import service.auth.tables
 import service.notify.tables
 import service.registry.tables
 import service.remediation.tables

@@ -22,6 +22,7 @@ from service.scheduler.tables import scheduler_instance_table
 from service.web.app import create_app
 from tests.test_cli_support import invoke, isolate
 from tests.test_scheduler_support import make_runner, make_settings
+from tests.test_web_support import person
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +126,8 @@ def test_jobs_api_and_cli_list_recent_runs(settings, tmp_path):
     with TestClient(create_app(settings)) as client:
         runner = make_runner(client.app.state.engine, settings)
         runner.run_slot(Job(name="probe", schedule="every 1m", run=lambda c: "fine"), now)
-        body = client.get("/api/v1/jobs", params={"job": "probe"}).json()
+        viewer = {"Authorization": f"Bearer {person(client.app.state.engine, 'vera', 'viewer')}"}
+        body = client.get("/api/v1/jobs", params={"job": "probe"}, headers=viewer).json()
     (run,) = body["runs"]
     assert {key: run[key] for key in ("job", "slot", "attempt", "outcome", "detail")} == {
         "job": "probe", "slot": "2026-11-24T10:00:00Z", "attempt": 1, "outcome": "ok",

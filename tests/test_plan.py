@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 from jsonschema import Draft4Validator
 
 from service.config import load_settings
 from service.plan.compare import make_plan
 from service.plan.run import plan_policy_change
 from service.policy.loader import load_policy_set
+from service.registry.db import create_db_engine
 from service.snapshot import read_snapshot_view
 from service.web.app import create_app
 from tests.test_cli_support import invoke, isolate
 from tests.test_reports_support import T1, synced_scenario, workspace
+from tests.test_web_support import person, running_server
 
 SARIF_SCHEMA = Path(__file__).resolve().parent / "schemas" / "sarif-schema-2.1.0.json"
 NOW = "2026-11-20T10:00:00Z"
@@ -149,26 +148,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path, db_url):
-    """A real server (uvicorn in a thread) over a registry synced with the scenario."""
+def server(tmp_path, db_url, monkeypatch):
+    """A real server (uvicorn in a thread) over a registry synced with the scenario; a viewer's
+    API token is in $SCOPEKEEPER_API_TOKEN."""
     synced_scenario(tmp_path, db_url, first_report=None)
     settings = load_settings(tmp_path / "scopekeeper.toml")
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                       log_level="error"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(10)
+    engine = create_db_engine(settings.database_url)
+    monkeypatch.setenv("SCOPEKEEPER_API_TOKEN", person(engine, "vera", "viewer"))
+    engine.dispose()
+    with running_server(create_app(settings)) as base:
+        yield base
 
 
-def test_plan_against_a_running_server_matches_the_snapshot_plan(server, monkeypatch):
-    monkeypatch.setenv("SCOPEKEEPER_API_TOKEN", "not-checked-yet")
+def test_plan_against_a_running_server_matches_the_snapshot_plan(server):
     by_server = invoke("plan", "--base", "policies", "--head", "policies-head", "--server",
                        server, "--now", NOW, "--format", "json")
     assert by_server.exit_code == 0, by_server.stderr

@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 
 from service.config import load_settings
 from service.pipeline import sync
-from service.registry.db import upgrade
+from service.registry.db import create_db_engine, upgrade
 from service.web.app import create_app
 from tests.test_cli_support import isolate, registry_config
+from tests.test_web_support import person
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
@@ -39,6 +40,8 @@ def synced(tmp_path):
     upgrade(settings.database_url)
     sync(settings=settings, now=NOW)
     with TestClient(create_app(settings)) as client:
+        token = person(client.app.state.engine, "vera", "viewer")
+        client.headers["Authorization"] = f"Bearer {token}"
         yield client
 
 
@@ -106,7 +109,8 @@ def test_page_escapes_what_connectors_report(tmp_path):
     upgrade(settings.database_url)
     sync(settings=settings, now=NOW)
     with TestClient(create_app(settings)) as client:
-        page = client.get("/").text
+        token = person(client.app.state.engine, "vera", "viewer")
+        page = client.get("/", headers={"Authorization": f"Bearer {token}"}).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert hostile not in page
 
@@ -119,13 +123,15 @@ def _free_port() -> int:
 
 def test_serve_upgrades_syncs_the_demo_and_serves_it(tmp_path):
     settings = _settings(tmp_path)
+    upgrade(settings.database_url)
+    token = person(create_db_engine(settings.database_url), "vera", "viewer")
     port = _free_port()
     executable = Path(sys.executable).with_name("scopekeeper")
     server = subprocess.Popen(
         [str(executable), "--config", str(tmp_path / "scopekeeper.toml"), "serve",
          "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        page = _wait_for_page(f"http://127.0.0.1:{port}/", server)
+        page = _wait_for_page(f"http://127.0.0.1:{port}/", server, token)
         assert "demo/github-app/review-agent" in page
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
             assert response.status == 200
@@ -139,14 +145,15 @@ def test_serve_upgrades_syncs_the_demo_and_serves_it(tmp_path):
     assert (tmp_path / "registry.db").exists() and settings.database_url.endswith("registry.db")
 
 
-def _wait_for_page(url: str, server: subprocess.Popen) -> str:
+def _wait_for_page(url: str, server: subprocess.Popen, token: str) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
             detail = server.stderr.read() if server.stderr else ""
             raise AssertionError(f"serve exited early: {detail}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=2) as response:
                 return response.read().decode()
         except OSError:
             time.sleep(0.3)

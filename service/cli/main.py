@@ -21,6 +21,7 @@ from service.cli.policy import policy_app
 from service.cli.report import report
 from service.cli.reviews import review_app
 from service.cli.suggest import suggest
+from service.cli.tokens import token_app
 from service.cli.users import user_app
 from service.pipeline import sync
 from service.registry.db import upgrade
@@ -41,6 +42,7 @@ app.add_typer(db_app, name="db")
 app.command("check")(check)
 app.command("sync")(sync_command)
 app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 app.add_typer(review_app, name="review")
 app.add_typer(audit_app, name="audit")
 app.command("access-history")(access_history_command)
@@ -87,5 +89,5 @@ def serve(
     if code != 0:
         print_error("serving anyway; the page and /readyz show what is missing")
     scheduler = scheduler_for_serve(settings, enabled=not no_scheduler)
-    uvicorn.run(create_app(settings, scheduler=scheduler), host=host or settings.host,
-                port=port or settings.port)
+    app = create_app(settings, scheduler=scheduler, first_admin=True)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port)

@@ -1,9 +1,14 @@
-"""``scopekeeper user add|list|disable``: the people who review, decide and audit."""
+"""``scopekeeper user add|list|disable``: the people who review, decide and audit.
+
+``user add`` sets the web password too: read from stdin when it is not a terminal (one line),
+prompted (twice) otherwise; piping nothing leaves the user without a password (no web login).
+"""
 
 from __future__ import annotations
 
 import getpass
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,7 +16,9 @@ from datetime import UTC, datetime
 import typer
 from sqlalchemy import Engine
 
+from service.auth.passwords import check_strength, set_password
 from service.cli.common import choose, fails_cleanly, settings_from
+from service.errors import InputError
 from service.registry.db import create_db_engine
 from service.users.accounts import ROLES, User, add_user, disable_user, list_users
 
@@ -50,11 +57,19 @@ def add(
                                      help="A group (repeatable), e.g. security-team."),
 ) -> None:
     """Create a user; reviewers named in policies are user ids or group names."""
+    password = _read_password()
     with engine_from(ctx) as engine:
+        now = datetime.now(UTC)
         user = add_user(engine=engine, user_id=user_id, email=email, display_name=name,
                         role=choose(role, ROLES, option="--role"), groups=groups,
-                        actor=cli_actor(), now=datetime.now(UTC))
+                        actor=cli_actor(), now=now)
+        if password is not None:
+            set_password(engine=engine, user_id=user.id, password=password, actor=cli_actor(),
+                         now=now)
     typer.echo(f"added {user.id} ({user.role}){_groups(user)}")
+    if password is None:
+        typer.echo(f"{user.id} has no password yet and cannot log in to the web app; pipe one "
+                   "to `user add` on stdin", err=True)
 
 
 @user_app.command("list")
@@ -89,6 +104,31 @@ def disable(
         user = disable_user(engine=engine, user_id=user_id, actor=cli_actor(),
                             now=datetime.now(UTC))
     typer.echo(f"disabled {user.id}")
+
+
+@user_app.command("password")
+@fails_cleanly
+def password_command(
+    ctx: typer.Context,
+    user_id: str = typer.Argument(..., help="The user whose web password to set."),
+) -> None:
+    """Set or replace a user's web password (stdin when piped, prompted otherwise)."""
+    password = _read_password()
+    if password is None:
+        raise InputError("password: nothing was read from stdin")
+    with engine_from(ctx) as engine:
+        set_password(engine=engine, user_id=user_id, password=password, actor=cli_actor(),
+                     now=datetime.now(UTC))
+    typer.echo(f"password set for {user_id}")
+
+
+def _read_password() -> str | None:
+    """The new user's password, checked before anything is written."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\r\n") if sys.stdin is not None else ""
+        return check_strength(line) if line else None
+    return check_strength(typer.prompt("Password", hide_input=True,
+                                       confirmation_prompt=True))
 
 
 def _groups(user: User) -> str:

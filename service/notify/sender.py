@@ -200,8 +200,9 @@ def _still_ours(item: _Taken) -> tuple:
 def outbox_counts(conn: Connection) -> dict[tuple[str, str], int]:
     """Notices per (channel, state) with ``retrying`` split from ``pending``, for /metrics."""
     state = OUTBOX.c.state
-    query = select(OUTBOX.c.channel, state, OUTBOX.c.attempts > 0, func.count()).group_by(
-        OUTBOX.c.channel, state, OUTBOX.c.attempts > 0)
+    tried = (OUTBOX.c.attempts > 0).label("tried")  # PostgreSQL groups by the label, not a copy
+    query = select(OUTBOX.c.channel, state, tried, func.count()).group_by(
+        OUTBOX.c.channel, state, tried)
     counts: dict[tuple[str, str], int] = {}
     for channel, row_state, tried, count in conn.execute(query):
         name = "retrying" if row_state == "pending" and tried else row_state

@@ -1,33 +1,57 @@
-"""The web face (DESIGN §7), minimal for now: open findings as a page and as JSON, plus health.
+"""The web face (DESIGN §7): pages and the JSON API, behind logins, roles and CSRF tokens.
 
 Server-rendered with Jinja2 (autoescaped), no JavaScript, a strict Content-Security-Policy.
-Errors are mapped to HTTP statuses here, at the edge: bad input 400, registry trouble 503.
+Every route but /login, /healthz, /readyz and /metrics (for probes and the Prometheus scraper)
+requires a role (``security.require``). Errors are mapped to HTTP statuses here, at the edge:
+not signed in 401 (pages: a redirect to /login), wrong role or CSRF token 403, unknown id 404,
+bad input 400, registry trouble 503.
 """
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
 
+from service.auth.passwords import ensure_first_admin
+from service.auth.sessions import SessionPolicy
+from service.auth.tokens import TokenNotFoundError
 from service.config import Settings
 from service.errors import InputError, ScopekeeperError
+from service.findings.model import SEVERITIES
 from service.ops.health import readiness
 from service.ops.metrics import render_metrics
 from service.output.report import FindingsReport, policy_place
 from service.plan.export import inventory_chunks
 from service.registry.db import create_db_engine
 from service.registry.queries import latest_policy_set, list_findings
+from service.reviews.decisions import ReviewNotFoundError, ReviewRefusedError
 from service.scheduler.runs import recent_runs
+from service.users.accounts import UserNotFoundError
+from service.web.agents import add_agent_routes
+from service.web.findings import add_finding_routes
+from service.web.login import add_login_routes
+from service.web.pages import page
+from service.web.reviews import add_review_routes
+from service.web.security import ForbiddenError, NotSignedInError, require, session_signer
 
 if TYPE_CHECKING:
     from service.scheduler.service import SchedulerService
@@ -36,19 +60,28 @@ FINDING_STATUSES = ("open", "waived", "accepted", "resolved")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
                                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
 
 
-def create_app(settings: Settings, *, scheduler: SchedulerService | None = None) -> FastAPI:
+NOT_FOUND = (ReviewNotFoundError, UserNotFoundError, TokenNotFoundError)
+VIEWER = Depends(require("viewer"))
+
+
+def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
+               first_admin: bool = False) -> FastAPI:
     """The ASGI app over the registry at ``settings.database_url``; ``scheduler`` (``serve``
-    without ``--no-scheduler``) is started and stopped with the app."""
+    without ``--no-scheduler``) is started and stopped with the app. ``first_admin``: with no
+    users yet, create ``admin`` and print its one-time password on start."""
     engine = create_db_engine(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if first_admin:
+            _announce_first_admin(engine)
         if scheduler is not None:
             scheduler.start()
         yield
@@ -58,14 +91,31 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None)
 
     app = FastAPI(title="Scopekeeper", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.engine = engine
+    app.state.settings = settings
     app.state.scheduler = scheduler
+    app.state.clock = lambda: datetime.now(UTC)
+    app.state.session_policy = SessionPolicy()
+    app.state.session_signer = session_signer()
     app.state.templates = Jinja2Templates(env=Environment(
         loader=PackageLoader("service.web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True)))
     app.mount("/static", StaticFiles(packages=[("service.web", "static")]), name="static")
     _add_edges(app)
+    add_login_routes(app, app.state.templates)
+    add_review_routes(app)
+    add_finding_routes(app)
+    add_agent_routes(app)
     _add_routes(app)
     return app
+
+
+def _announce_first_admin(engine: Engine) -> None:
+    password = ensure_first_admin(engine=engine, now=datetime.now(UTC))
+    if password is not None:
+        print("scopekeeper: no users yet, so a first admin was created.\n"
+              f"  login: admin   one-time password: {password}\n"
+              "  it is shown only now; add real users with `scopekeeper user add`.",
+              file=sys.stderr, flush=True)
 
 
 def _add_edges(app: FastAPI) -> None:
@@ -76,23 +126,54 @@ def _add_edges(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(ScopekeeperError)
-    async def service_error(_request: Request, exc: ScopekeeperError) -> JSONResponse:
-        status = 400 if isinstance(exc, InputError) else 503
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+    async def service_error(request: Request, exc: ScopekeeperError) -> Response:
+        status = 503
+        if isinstance(exc, ReviewRefusedError):
+            status = 403
+        elif isinstance(exc, NOT_FOUND):
+            status = 404
+        elif isinstance(exc, InputError):
+            status = 400
+        return _error(request, str(exc), status)
+
+    @app.exception_handler(NotSignedInError)
+    async def not_signed_in(request: Request, _exc: NotSignedInError) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": "sign in or send an API token (Authorization: "
+                                           "Bearer ...)"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(ForbiddenError)
+    async def forbidden(request: Request, exc: ForbiddenError) -> Response:
+        return _error(request, str(exc), 403)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error(request: Request, message: str, status: int) -> Response:
+    if _is_api(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    return page(request, "error.html", {"message": message, "status": status},
+                status_code=status)
 
 
 def _add_routes(app: FastAPI) -> None:
     engine: Engine = app.state.engine
-    templates: Jinja2Templates = app.state.templates
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[VIEWER])
     def index(request: Request) -> Response:
         report = _report(engine, statuses=["open"])
         rows = [{**finding, "place": policy_place(finding)} for finding in report.ordered()]
-        return templates.TemplateResponse(request, "index.html", {
-            "report": report, "summary": report.summary(), "findings": rows})
+        by_severity = Counter(row["severity"] for row in rows)
+        return page(request, "index.html", {
+            "report": report, "summary": report.summary(), "findings": rows,
+            "by_severity": [(name, by_severity[name]) for name in reversed(SEVERITIES)],
+            "by_type": sorted(Counter(row["type"] for row in rows).items())})
 
-    @app.get("/api/v1/findings")
+    @app.get("/api/v1/findings", dependencies=[VIEWER])
     def findings(status: list[str] = Query(default=["open", "waived"])) -> dict[str, Any]:
         """Findings in the shape of ``check --format json`` (DESIGN §5), filtered by status."""
         unknown = sorted(set(status) - set(FINDING_STATUSES))
@@ -101,7 +182,7 @@ def _add_routes(app: FastAPI) -> None:
                              f"{', '.join(FINDING_STATUSES)}")
         return _report(engine, statuses=status).document()
 
-    @app.get("/api/v1/inventory", response_class=StreamingResponse)
+    @app.get("/api/v1/inventory", response_class=StreamingResponse, dependencies=[VIEWER])
     def inventory() -> StreamingResponse:
         """The registry's current inventory as a snapshot (DESIGN §3), streamed; what
         ``scopekeeper plan --server URL`` evaluates a policy change against."""
@@ -123,7 +204,7 @@ def _add_routes(app: FastAPI) -> None:
     def metrics() -> Response:
         return Response(render_metrics(engine=engine), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/v1/jobs")
+    @app.get("/api/v1/jobs", dependencies=[VIEWER])
     def jobs(job: str | None = None,
              limit: int = Query(default=50, ge=1, le=1000)) -> dict[str, Any]:
         """Recent job runs (newest first): job, slot, attempt, start, end, outcome, detail."""

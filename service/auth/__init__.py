@@ -1,0 +1,1 @@
+"""Who may use the web app and the API: passwords, sessions, API tokens, roles (DESIGN §7)."""

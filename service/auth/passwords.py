@@ -1,0 +1,83 @@
+"""Argon2id password hashes: set, check, and the one-time password of the first admin.
+
+``check_password`` spends the same Argon2 work whether or not the user exists, so response time
+does not tell an attacker which login ids are real.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, delete, insert, select
+
+from service.audit.log import AuditEvent, append
+from service.auth.tables import password_table
+from service.errors import InputError
+from service.registry.db import registry_errors, write_transaction
+from service.users.accounts import ROLES, User, add_user, get_user, list_users
+from service.users.tables import user_table
+
+MIN_LENGTH = 12
+MAX_LENGTH = 1024
+FIRST_ADMIN = "admin"
+_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def check_strength(password: str) -> str:
+    """The password if it is long enough; refuse with the rule otherwise."""
+    if len(password) < MIN_LENGTH:
+        raise InputError(f"password: at least {MIN_LENGTH} characters are required")
+    if len(password) > MAX_LENGTH:
+        raise InputError(f"password: at most {MAX_LENGTH} characters are allowed")
+    return password
+
+
+def set_password(*, engine: Engine, user_id: str, password: str, actor: str,
+                 now: datetime) -> None:
+    """Store (or replace) the user's password hash; audited as ``user.password_set``."""
+    digest = _HASHER.hash(check_strength(password))
+    get_user(engine=engine, user_id=user_id)  # names a missing user clearly
+    with registry_errors(f"user {user_id}: setting the password failed"), \
+            write_transaction(engine) as conn:
+        conn.execute(delete(password_table).where(password_table.c.user_id == user_id))
+        conn.execute(insert(password_table).values(user_id=user_id, hash=digest, set_at=now))
+        append(connection=conn, now=now, events=[AuditEvent(
+            actor=actor, action="user.password_set", subject=user_id)])
+
+
+def check_password(*, engine: Engine, login: str, password: str) -> User | None:
+    """The enabled user whose id or email is ``login`` and whose password this is, else None."""
+    users, hashes = user_table, password_table
+    with registry_errors("reading users failed"), engine.connect() as conn:
+        row = conn.execute(
+            select(users.c.id, users.c.disabled, hashes.c.hash)
+            .join(hashes, hashes.c.user_id == users.c.id)
+            .where((users.c.id == login.strip().lower()) | (users.c.email == login.strip()))
+        ).first()
+    if not _verify(row.hash if row else _DUMMY_HASH, password) or row is None or row.disabled:
+        return None
+    return get_user(engine=engine, user_id=row.id)
+
+
+def ensure_first_admin(*, engine: Engine, now: datetime) -> str | None:
+    """With no users at all, create ``admin`` with a random password and return it (shown once
+    on first start of the embedded default); otherwise None."""
+    if list_users(engine=engine):
+        return None
+    password = secrets.token_urlsafe(18)
+    add_user(engine=engine, user_id=FIRST_ADMIN, email="admin@localhost.localdomain",
+             display_name="First admin", role=ROLES[-1], actor="system:first-start", now=now)
+    set_password(engine=engine, user_id=FIRST_ADMIN, password=password,
+                 actor="system:first-start", now=now)
+    return password
+
+
+def _verify(digest: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(digest, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,116 @@
+"""My reviews, as a page (per-item keep/revoke with justification, bulk decide) and as the JSON
+API under /api/v1/tasks. Deciding is always done as the signed-in user: the reviews core refuses
+a task that is not theirs (``ReviewRefusedError``, mapped to 403)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from starlette.datastructures import FormData
+
+from service.errors import InputError
+from service.reviews.decisions import Decision, DecisionResult, decide, decide_all
+from service.reviews.queries import get_task, list_tasks
+from service.web.pages import page
+from service.web.security import Principal, check_csrf, now_of, require
+
+OPEN_STATUSES = ("open",)
+
+
+class DecisionIn(BaseModel):
+    item: int
+    verdict: Literal["keep", "revoke"]
+    justification: str | None = None
+    until: datetime | None = None
+
+
+class DecideIn(BaseModel):
+    """Either ``decisions`` (item by item) or ``all`` (one verdict for every undecided item)."""
+    decisions: list[DecisionIn] = Field(default_factory=list)
+    all: Literal["keep", "revoke"] | None = None
+    justification: str | None = None
+
+
+def add_review_routes(app: FastAPI) -> None:
+    reviewer = require("reviewer")
+
+    @app.get("/api/v1/tasks")
+    def tasks(request: Request, status: list[str] = Query(default=["open"]),
+              everyone: bool = False) -> dict[str, Any]:
+        """Review tasks the caller may decide; an admin may ask for everyone's."""
+        who = reviewer(request)
+        mine = None if everyone and who.role == "admin" else who.user_id
+        return {"tasks": list_tasks(engine=request.app.state.engine, statuses=status,
+                                    reviewer=mine)}
+
+    @app.get("/api/v1/tasks/{task_id}")
+    def task(request: Request, task_id: str) -> dict[str, Any]:
+        reviewer(request)
+        return get_task(engine=request.app.state.engine, task_id=task_id)
+
+    @app.post("/api/v1/tasks/{task_id}/decide")
+    def decide_api(request: Request, task_id: str, body: DecideIn) -> dict[str, Any]:
+        """Record decisions as the caller; 403 when the task is not theirs to decide."""
+        who = reviewer(request)
+        result = _decide(request, who, task_id, body)
+        return {"task": result.task_id, "decided": result.decided, "status": result.status,
+                "undecided": result.undecided}
+
+    @app.get("/reviews", response_class=HTMLResponse, include_in_schema=False)
+    def my_reviews(request: Request) -> Response:
+        who = reviewer(request)
+        engine = request.app.state.engine
+        open_tasks = [get_task(engine=engine, task_id=one["id"]) for one in
+                      list_tasks(engine=engine, statuses=OPEN_STATUSES, reviewer=who.user_id)]
+        return page(request, "reviews.html", {"tasks": open_tasks,
+                                              "done": request.query_params.get("done")})
+
+    @app.post("/reviews/{task_id}", include_in_schema=False)
+    async def decide_form(request: Request, task_id: str) -> Response:
+        """Per-item fields have dynamic names, so the form is read whole."""
+        who = reviewer(request)
+        form = await request.form()
+        check_csrf(who, _text(form, "csrf_token"))
+        body = _form_decisions(form)
+        result = _decide(request, who, task_id, body)
+        return RedirectResponse(f"/reviews?done={result.task_id}", status_code=303)
+
+
+def _decide(request: Request, who: Principal, task_id: str, body: DecideIn) -> DecisionResult:
+    engine, settings, now = request.app.state.engine, request.app.state.settings, now_of(request)
+    if body.all is not None:
+        return decide_all(engine=engine, task_id=task_id, reviewer=who.user_id, verdict=body.all,
+                          justification=body.justification, settings=settings, now=now)
+    return decide(engine=engine, task_id=task_id, reviewer=who.user_id, settings=settings,
+                  now=now, decisions=[Decision(item=one.item, verdict=one.verdict,
+                                               justification=one.justification,
+                                               until=one.until) for one in body.decisions])
+
+
+def _form_decisions(form: FormData) -> DecideIn:
+    """``verdict-<item>`` / ``justification-<item>`` fields, or ``all`` + ``justification``."""
+    bulk = _text(form, "all")
+    if bulk:
+        if bulk not in ("keep", "revoke"):
+            raise InputError(f"all: {bulk!r} is not one of keep, revoke")
+        return DecideIn(all=bulk, justification=_text(form, "justification") or None)
+    decisions = []
+    for name in form:
+        if not name.startswith("verdict-") or not _text(form, name):
+            continue
+        item = name.removeprefix("verdict-")
+        if not item.isdigit() or _text(form, name) not in ("keep", "revoke"):
+            raise InputError(f"{name}: expected keep or revoke for a numbered item")
+        decisions.append(DecisionIn.model_validate({
+            "item": int(item), "verdict": _text(form, name),
+            "justification": _text(form, f"justification-{item}") or None}))
+    return DecideIn(decisions=decisions)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
