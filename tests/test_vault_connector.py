@@ -380,3 +380,31 @@ path "secret/metadata/private" { capabilities = ["deny"] }
         removed_at = conn.execute(select(CredentialRow.removed_at).where(
             CredentialRow.id == payroll)).scalar_one()
     assert removed_at is None, "what a partial run could not see is never removed"
+
+
+def test_token_roles_and_entities_as_agents(server):
+    client = server.client()
+    client.auth.token.create_or_update_role("ci-runner", allowed_policies=["pipeline"])
+    entity = client.secrets.identity.create_or_update_entity(
+        name="triage-bot", policies=["support-read"],
+        metadata={"owner": "team-support", "env": "prod"})["data"]
+    token = client.auth.token.create(role_name="ci-runner", policies=["pipeline"],
+                                     ttl="1h")["auth"]
+    # KV secrets here name AppRoles, which this run does not list: leave KV out.
+    inv = collect(server, server.root_token, identities=["token_roles", "entities"],
+                  label_keys=["env"], kv_mounts=[])
+    assert inv.sources[0].status == "ok", inv.sources[0].errors
+    agents = {a.id: a for a in inv.agents}
+    # Vault also made entities of its own for earlier logins; ours are both there.
+    assert {f"{NAME}/token-role/ci-runner", f"{NAME}/entity/triage-bot"} <= set(agents)
+    assert not any(a.startswith(f"{NAME}/approle/") for a in agents), "approle not asked for"
+    assert agents[f"{NAME}/entity/triage-bot"].owner == "team-support"
+    assert agents[f"{NAME}/entity/triage-bot"].labels == {"env": "prod"}
+    scopes = {(g.agent, g.scope) for g in inv.grants}
+    assert (f"{NAME}/token-role/ci-runner", "vault:database/creds/pipeline:read") in scopes
+    assert (f"{NAME}/entity/triage-bot", "vault:secret/data/support/*:read") in scopes
+    role_tokens = [c.id for c in inv.credentials
+                   if c.kind == "vault_token" and c.agent == f"{NAME}/token-role/ci-runner"]
+    assert role_tokens == [f"{NAME}/token/{token['accessor']}"]
+    client.auth.token.delete_role("ci-runner")
+    client.secrets.identity.delete_entity(entity_id=entity["id"])
