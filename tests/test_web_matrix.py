@@ -22,7 +22,9 @@ ROUTES = {
     ("GET", "/agents/{agent_id:path}"): "viewer", ("GET", "/api/v1/findings"): "viewer",
     ("GET", "/api/v1/inventory"): "viewer", ("GET", "/api/v1/jobs"): "viewer",
     ("GET", "/api/v1/agents"): "viewer", ("GET", "/api/v1/agents/{agent_id:path}"): "viewer",
-    ("POST", "/logout"): "viewer",
+    ("POST", "/logout"): "viewer", ("GET", "/sources"): "viewer",
+    ("GET", "/api/v1/sources"): "viewer", ("POST", "/sources/{name}/sync"): "admin",
+    ("GET", "/policies"): "viewer", ("GET", "/audit"): "viewer",
     ("GET", "/reviews"): "reviewer", ("POST", "/reviews/{task_id}"): "reviewer",
     ("POST", "/findings/{finding_id}/accept"): "reviewer",
     ("GET", "/api/v1/tasks"): "reviewer", ("GET", "/api/v1/tasks/{task_id}"): "reviewer",
@@ -46,7 +48,8 @@ def _routes(app):
 
 def _request(site, method, path, headers):
     concrete = (path.replace("{agent_id:path}", quote(AGENT))
-                .replace("{task_id}", site.task_id).replace("{finding_id}", "no-such-finding"))
+                .replace("{task_id}", site.task_id).replace("{name}", "s")
+                .replace("{finding_id}", "no-such-finding"))
     if method == "GET":
         return site.client.get(concrete, headers=headers, follow_redirects=False)
     if concrete.startswith("/api/"):  # harmless bodies: refused as input once authorized

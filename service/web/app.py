@@ -47,11 +47,14 @@ from service.reviews.decisions import ReviewNotFoundError, ReviewRefusedError
 from service.scheduler.runs import recent_runs
 from service.users.accounts import UserNotFoundError
 from service.web.agents import add_agent_routes
+from service.web.audit import add_audit_routes
 from service.web.findings import add_finding_routes
 from service.web.login import add_login_routes
 from service.web.pages import page
+from service.web.policies import add_policy_routes
 from service.web.reviews import add_review_routes
 from service.web.security import ForbiddenError, NotSignedInError, require, session_signer
+from service.web.sources import add_source_routes
 
 if TYPE_CHECKING:
     from service.scheduler.service import SchedulerService
@@ -105,6 +108,9 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
     add_review_routes(app)
     add_finding_routes(app)
     add_agent_routes(app)
+    add_source_routes(app)
+    add_policy_routes(app)
+    add_audit_routes(app)
     _add_routes(app)
     return app
 
