@@ -187,26 +187,36 @@ def _read_approles(client: hvac.Client, mount: str, state: VaultState) -> None:
 
 
 def _read_token_roles(client: hvac.Client, state: VaultState) -> None:
-    for name in _list_keys(lambda: client.auth.token.list_roles()):
-        try:
-            data = client.auth.token.read_role(role_name=name)["data"]
-        except hvac.exceptions.Forbidden:
-            state.errors.append(ItemError(item=f"auth/token/roles/{name}",
-                                          error="permission denied reading the token role"))
-            continue
-        state.roles.append(RoleState(kind="token_role", mount="token", name=name, data=data))
+    token = client.auth.token
+    _read_identities(state, kind="token_role", mount="token",
+                     keys=_list_keys(token.list_roles), item="auth/token/roles/{}",
+                     read=lambda name: (name, token.read_role(role_name=name)["data"]))
 
 
 def _read_entities(client: hvac.Client, state: VaultState) -> None:
-    for entity_id in _list_keys(lambda: client.secrets.identity.list_entities()):
+    identity = client.secrets.identity
+
+    def read(entity_id: str) -> tuple[str, dict[str, Any]]:
+        data = identity.read_entity(entity_id=entity_id)["data"]
+        return data["name"], data
+
+    _read_identities(state, kind="entity", mount="identity",
+                     keys=_list_keys(identity.list_entities), item="identity/entity/id/{}",
+                     read=read)
+
+
+def _read_identities(state: VaultState, *, kind: str, mount: str, keys: list[str], item: str,
+                     read: Callable[[str], tuple[str, dict[str, Any]]]) -> None:
+    """Read each listed token role or entity; a forbidden one is an item error, not the end."""
+    for key in keys:
         try:
-            data = client.secrets.identity.read_entity(entity_id=entity_id)["data"]
+            name, data = read(key)
         except hvac.exceptions.Forbidden:
-            state.errors.append(ItemError(item=f"identity/entity/id/{entity_id}",
-                                          error="permission denied reading the entity"))
+            what = kind.replace("_", " ")
+            state.errors.append(ItemError(item=item.format(key),
+                                          error=f"permission denied reading the {what}"))
             continue
-        state.roles.append(RoleState(kind="entity", mount="identity", name=data["name"],
-                                     data=data))
+        state.roles.append(RoleState(kind=kind, mount=mount, name=name, data=data))
 
 
 def _read_policies(client: hvac.Client, options: VaultOptions, state: VaultState) -> None:
