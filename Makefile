@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint venv bench clean golden
+.PHONY: run test lint venv bench clean golden screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,18 @@ run: $(STAMP)
 	$(BIN)/scopekeeper serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check service connectors tests bench migrations
+	$(BIN)/ruff check service connectors tests bench migrations scripts
 
 test: lint
 	$(BIN)/pytest -n 2 -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --scale typical
+
+# Full-page PNGs of the main web pages on the demo data into docs/screenshots/ (needs
+# /usr/bin/chromium; see docs/web.md).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) scopekeeper.db*

@@ -1,5 +1,8 @@
 """Part (d): peak memory of one full evaluation (registry read -> evaluate), in a child process.
 
+The evaluation streams: the registry's agents come from the cursor one at a time and their
+findings are taken agent by agent (``iter_evaluate``) and counted, not kept.
+
     python -m bench.memory --db URL --policies DIR --scale NAME   (prints one JSON line)
 
 The peak is the child's VmHWM from /proc/self/status: the high-water mark of its resident set.
@@ -48,7 +51,7 @@ def _evaluate_from_registry(url: str, policies: Path, scale_name: str,
                             skip_overlap_check: bool) -> dict[str, Any]:
     from bench.registry_part import CHANGED_AT, connector_configs
     from bench.scales import SCALES
-    from service.policy.engine import evaluate
+    from service.policy.engine import iter_evaluate
     from service.policy.loader import load_policy_set
     from service.registry.db import create_db_engine
     from service.registry.read import load_view
@@ -61,10 +64,12 @@ def _evaluate_from_registry(url: str, policies: Path, scale_name: str,
     policy_set = load_policy_set(policies)
     view = load_view(engine=engine, connectors=connector_configs(SCALES[scale_name]),
                      now=CHANGED_AT)
-    findings = evaluate(view, policy_set, CHANGED_AT)
+    findings = 0
+    for batch in iter_evaluate(view, policy_set, CHANGED_AT):  # one agent's findings at a time
+        findings += len(batch)
     seconds = time.perf_counter() - started
     return {"peak_mb": peak_rss_mb(), "after_imports_mb": after_imports,
-            "findings": len(findings), "seconds": seconds,
+            "findings": findings, "seconds": seconds,
             "overlap_check_skipped": skip_overlap_check}
 
 

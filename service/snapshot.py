@@ -5,17 +5,19 @@
   so a reader never sees half a snapshot and a failed write leaves the old file as it was.
 - :func:`read_snapshot_view` streams a big JSON file straight into the engine's view records.
 
-How the streaming reader stays fast. Each agent, grant and credential is decoded by the standard
-library's C JSON decoder, one item at a time (only the top level is walked here), so memory holds
-the compact view records and never the whole document. Each item is checked against its pydantic
-model; because a pydantic call costs several microseconds on its own, a quick check accepts the
-common, plainly valid shape (every field of the expected type, the model's lengths and patterns,
-RFC 3339 timestamps with a zone) and anything else goes to the model, which then decides and words
-the error. ``tests/test_snapshot_equivalence.py`` holds the quick check to never accepting what
-the model refuses. The cyclic garbage collector is paused while reading: the records are acyclic,
-and its repeated walks over millions of them doubled the time on a 200 MB file. ijson (even its
-yajl2_c backend) was measured slower here: it needs one full pass per array, several times the
-cost of ``json.load``; see docs/inventory-format.md.
+How the streaming reader stays fast. Only the top level of the document is walked here; the
+file is read in 1 MB chunks, so memory holds the compact view records and never the whole
+document. Within a chunk, the items of an array that lie whole in it are decoded and checked in
+one call of msgspec's C decoder into Structs that carry the common, plainly valid shape (every
+field of the expected type, no unknown field, the model's lengths and fingerprint pattern); the
+few checks left (the scope's integration, RFC 3339 timestamps with a zone) run in a short loop.
+A chunk holding anything else is read item by item: the standard library's C decoder, a quick
+check, and the pydantic model for what the quick check does not accept, which then decides and
+words the error. ``tests/test_snapshot_equivalence.py`` holds both fast paths to never accepting
+what the model refuses. The cyclic garbage collector is paused while reading: the records are
+acyclic, and its repeated walks over millions of them doubled the time on a 200 MB file. ijson
+(even its yajl2_c backend) was measured slower here: it needs one full pass per array, several
+times the cost of ``json.load``; see docs/inventory-format.md.
 """
 
 from __future__ import annotations
@@ -23,14 +25,18 @@ from __future__ import annotations
 import json
 import json.scanner
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TextIO
+from typing import Annotated, Any, TextIO
 
+import msgspec
 from pydantic import ValidationError
 
 from connectors.file import YAML_SUFFIXES, InventoryFileError, load_inventory_file
@@ -90,10 +96,17 @@ def read_snapshot_view(path: Path, *, max_bytes: int | None = None) -> Inventory
         "agents": builder.add_raw_agents, "grants": builder.add_raw_grants,
         "credentials": builder.add_raw_credentials,
     }
+    add_checked: dict[str, Callable[[int, list[Any]], None]] = {
+        "agents": builder.add_checked_agents, "grants": builder.add_checked_grants,
+        "credentials": builder.add_checked_credentials,
+    }
     header: dict[str, Any] = {}
-    with _open_text(path) as handle, gc_paused():
-        for field, start, value in _JsonStream(handle, origin).members(streamed=ARRAY_FIELDS):
-            if start is not None:
+    stream = _JsonStream(_open_text(path), origin, plain_batches=_PLAIN_BATCHES)
+    with stream.handle, gc_paused(), _caches_emptied():
+        for field, start, value, checked in stream.members(streamed=ARRAY_FIELDS):
+            if checked:
+                add_checked[field](start, value)
+            elif start is not None:
                 add_items[field](start, value)
             elif field in HEADER_FIELDS:
                 header[field] = value
@@ -102,6 +115,16 @@ def read_snapshot_view(path: Path, *, max_bytes: int | None = None) -> Inventory
             else:
                 raise SnapshotError(f"{origin}: {field}: Extra inputs are not permitted")
     return builder.finish(_checked_header(origin, header).sources)
+
+
+@contextmanager
+def _caches_emptied() -> Iterator[None]:
+    """Empty the readers' per-value caches afterwards: they only pay off within one file."""
+    try:
+        yield
+    finally:
+        _utc_from_text.cache_clear()
+        _scope_integration.cache_clear()
 
 
 def _refuse_oversized(path: Path, max_bytes: int) -> None:
@@ -135,6 +158,9 @@ def _checked_header(origin: str, header: dict[str, Any]) -> Inventory:
 _WHITESPACE = re.compile(r"[ \t\n\r]*").match
 _AFTER_ITEM = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*").match
 _CHUNK_CHARS = 1 << 20
+_CUT_ATTEMPTS = 8
+_ARRAY_END = re.compile(r"\}[ \t\n\r]*(\])[ \t\n\r]*(?=[,}])").search
+_CUT_CANDIDATES = 64
 _MAX_VALUE_CHARS = 64 << 20
 
 
@@ -150,9 +176,11 @@ class _JsonStream:
     item being decoded. Errors name ``file:line:column``.
     """
 
-    def __init__(self, handle: TextIO, origin: str):
-        self._handle = handle
+    def __init__(self, handle: TextIO, origin: str, *,
+                 plain_batches: Mapping[str, Callable[[str], list[Any]]] | None = None):
+        self.handle = handle
         self._origin = origin
+        self._plain_batches = plain_batches or {}
         decoder = json.JSONDecoder(parse_constant=_refuse_constant)
         self._decode = decoder.raw_decode
         self._scan = json.scanner.make_scanner(decoder)
@@ -162,9 +190,11 @@ class _JsonStream:
         self._lines_before = 0
         self._column_before = 0
 
-    def members(self, *, streamed: Collection[str]) -> Iterator[tuple[str, int | None, Any]]:
-        """``(field, None, value)`` per field; ``(field, start, items)`` per batch of items of a
-        streamed array field, ``start`` being the index of the batch's first item."""
+    def members(self, *, streamed: Collection[str]
+                ) -> Iterator[tuple[str, int | None, Any, bool]]:
+        """``(field, None, value, False)`` per field; ``(field, start, items, checked)`` per batch
+        of items of a streamed array field, ``start`` being the index of the batch's first item:
+        raw JSON items, or (``checked``) what the field's plain-batch reader made of them."""
         self._skip_whitespace()
         self._expect("{", "an inventory object")
         self._skip_whitespace()
@@ -180,7 +210,7 @@ class _JsonStream:
                 if field in streamed and self._peek() == "[":
                     yield from self._items(field)
                 else:
-                    yield field, None, self._value()
+                    yield field, None, self._value(), False
                 self._skip_whitespace()
                 more = self._separator("}", "a field")
         self._skip_whitespace()
@@ -199,7 +229,7 @@ class _JsonStream:
         self._expect(":", "':' after a field name")
         return field
 
-    def _items(self, field: str) -> Iterator[tuple[str, int, list[Any]]]:
+    def _items(self, field: str) -> Iterator[tuple[str, int, list[Any], bool]]:
         self._pos += 1
         self._skip_whitespace()
         if self._peek() == "]":
@@ -207,27 +237,88 @@ class _JsonStream:
             return
         index = 0
         while True:
-            batch, closed = self._items_in_buffer()
+            batch, checked, closed = self._items_in_buffer(field)
             if batch:
-                yield field, index, batch
+                yield field, index, batch, checked
                 index += len(batch)
             if closed:
                 return
             # One item with every check: at a chunk boundary, or where the input is broken.
             self._skip_whitespace()
-            yield field, index, [self._value()]
+            yield field, index, [self._value()], False
             index += 1
             self._skip_whitespace()
             if not self._separator("]", f"an item of {field}"):
                 return
             self._skip_whitespace()
 
-    def _items_in_buffer(self) -> tuple[list[Any], bool]:
-        """Decode the items that lie whole in the buffer: the fast path, in one tight loop.
+    def _items_in_buffer(self, field: str) -> tuple[list[Any], bool, bool]:
+        """The items that lie whole in the buffer: (items, checked, whether ``]`` was reached).
 
-        Stops (without consuming) at anything unusual, which :meth:`_items` then reads with every
-        check and error message. Returns the items and whether the array's ``]`` was reached.
+        Plainly valid items are read in one call of the field's plain-batch reader (checked);
+        otherwise each item is decoded by itself (raw), stopping at anything unusual, which
+        :meth:`_items` then reads with every check and error message.
         """
+        read_plain = self._plain_batches.get(field)
+        if read_plain is not None:
+            found = self._plain_batch(read_plain)
+            if found is not None:
+                return found[0], True, found[1]
+        batch, closed = self._raw_items_in_buffer()
+        return batch, False, closed
+
+    def _plain_batch(self, read_plain: Callable[[str], list[Any]]
+                     ) -> tuple[list[Any], bool] | None:
+        """The buffer's whole items up to the last one that ends in it, read by ``read_plain``;
+        None when they are not all plainly valid (the per-item reader then decides).
+
+        An item ends with ``}`` followed by ``,`` or ``]``. A ``}`` inside an item, or in a later
+        field's array, can look the same; then the text up to it is not a list of whole JSON
+        values, the decoder says so, and the cut moves back to the middle of what is left. A cut
+        that decodes is a real item boundary: the decoder read the same characters as the whole
+        document's parser would. Where the array seems to end in the buffer (``}`` ``]`` then
+        ``,`` or ``}``), that place is tried first, which spares the search at every array's end.
+        """
+        buf, pos = self._buf, self._pos
+        ending = _ARRAY_END(buf, pos)
+        if ending is not None:
+            try:
+                return read_plain("[" + buf[pos:ending.start() + 1] + "]"), self._cut(ending)
+            except (msgspec.ValidationError, _NotPlain):
+                return None
+            except msgspec.DecodeError:
+                pass  # a list of objects inside an item, not the array's end
+        end = len(buf)
+        attempts = _CUT_ATTEMPTS
+        for _ in range(_CUT_CANDIDATES):
+            cut = buf.rfind("}", pos, end) + 1
+            if cut <= pos:
+                return None
+            end = cut - 1
+            separator = _AFTER_ITEM(buf, cut)
+            if separator is None:
+                continue
+            attempts -= 1
+            if attempts < 0:
+                return None
+            try:
+                records = read_plain("[" + buf[pos:cut] + "]")
+            except (msgspec.ValidationError, _NotPlain):
+                return None
+            except msgspec.DecodeError:
+                end = pos + (cut - pos) // 2  # past the array's end, or inside an item
+                continue
+            return records, self._cut(separator)
+        return None
+
+    def _cut(self, separator: re.Match[str]) -> bool:
+        """Move past an item's separator; True when it was the array's ``]``."""
+        self._pos = separator.end()
+        return separator.group(1) == "]"
+
+    def _raw_items_in_buffer(self) -> tuple[list[Any], bool]:
+        """Decode the raw items that lie whole in the buffer, in one tight loop; stops (without
+        consuming) at anything unusual. Returns the items and whether ``]`` was reached."""
         buf, pos, scan, after_item = self._buf, self._pos, self._scan, _AFTER_ITEM
         size = len(buf)
         batch: list[Any] = []
@@ -295,7 +386,7 @@ class _JsonStream:
     def _fill(self) -> None:
         """Drop what was consumed (counting its lines) and append the next chunk."""
         try:
-            more = self._handle.read(_CHUNK_CHARS)
+            more = self.handle.read(_CHUNK_CHARS)
         except UnicodeDecodeError as exc:
             raise SnapshotError(f"{self._origin}: not UTF-8 text ({exc.reason})") from None
         except OSError as exc:
@@ -343,12 +434,15 @@ def _is_identifier(value: Any) -> bool:
     return type(value) is str and 0 < len(value) <= 512
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1 << 16)
 def _utc_from_text(text: str) -> Any:
+    """The UTC time of a plain RFC 3339 timestamp; ``_UNDECIDED`` for anything else. Cached:
+    a fleet repeats timestamps; emptied after each read (see :func:`read_snapshot_view`)."""
     if not _RFC3339(text):
         return _UNDECIDED
     try:
-        return datetime.fromisoformat(text).astimezone(UTC)
+        moment = datetime.fromisoformat(text)
+        return moment if text[-1] == "Z" else moment.astimezone(UTC)
     except ValueError:
         return _UNDECIDED
 
@@ -423,6 +517,104 @@ def _quick_credential(raw: Any) -> tuple[str, CredentialView] | None:
     return None
 
 
+# --- Plain batches: many plainly valid items checked in one C call ---------------------------
+
+_Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class _NotPlain(Exception):
+    """An item of a batch needs the per-item check (the batch is read again item by item)."""
+
+
+class _PlainAgent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    id: _Identifier
+    name: _Identifier
+    source: _Identifier
+    owner: str | None = None
+    labels: dict[str, str] = {}
+
+
+class _PlainGrant(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    agent: _Identifier
+    integration: _Identifier
+    scope: str  # checked against its integration by _scope_integration (cached; a pattern
+    # constraint here would cost a regular-expression call per grant)
+    credential: str | None = None
+    last_used_at: str | None = None
+    evidence: dict[str, Any] = {}
+
+
+class _PlainCredential(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    id: _Identifier
+    agent: _Identifier
+    integration: _Identifier
+    kind: _Identifier
+    created_at: str | None = None
+    rotated_at: str | None = None
+    expires_at: str | None = None
+    last_used_at: str | None = None
+    fingerprint: Annotated[str, msgspec.Meta(pattern=r"\Ahmac-sha256:[0-9a-f]{64}\Z")] | None \
+        = None
+
+
+_AGENTS = msgspec.json.Decoder(list[_PlainAgent])
+_GRANTS = msgspec.json.Decoder(list[_PlainGrant])
+_CREDENTIALS = msgspec.json.Decoder(list[_PlainCredential])
+
+
+def _plain_agents(text: str) -> list[AgentRecord]:
+    """The records of a JSON list of plainly valid agents (the quick check's shape)."""
+    return [(agent.id, agent.name, agent.source, agent.owner, agent.labels or _NO_LABELS)
+            for agent in _AGENTS.decode(text)]
+
+
+def _plain_grants(text: str) -> list[tuple[str, GrantView]]:
+    """(agent id, view) of a JSON list of plainly valid grants; _NotPlain where one is not.
+
+    Integration names and credential ids are interned (one string object per value): millions
+    of grants repeat a few integrations, and each credential's id appears in several grants.
+    """
+    records: list[tuple[str, GrantView]] = []
+    append, utc, scope_integration = records.append, _utc_from_text, _scope_integration
+    view, shared = GrantView, sys.intern
+    for grant in _GRANTS.decode(text):
+        integration, scope, last_used_at = grant.integration, grant.scope, grant.last_used_at
+        if last_used_at is not None:
+            last_used_at = utc(last_used_at)
+        if scope_integration(scope) != integration or last_used_at is _UNDECIDED:
+            raise _NotPlain
+        credential = grant.credential
+        append((grant.agent, view(shared(integration), scope,
+                                  None if credential is None else shared(credential),
+                                  last_used_at)))
+    return records
+
+
+def _plain_credentials(text: str) -> list[tuple[str, CredentialView]]:
+    """(agent id, view) of a JSON list of plainly valid credentials; _NotPlain where one is not."""
+    records: list[tuple[str, CredentialView]] = []
+    append, utc, undecided = records.append, _utc_from_text, _UNDECIDED
+    for credential in _CREDENTIALS.decode(text):
+        created_at, rotated_at = credential.created_at, credential.rotated_at
+        expires_at, last_used_at = credential.expires_at, credential.last_used_at
+        if created_at is not None and (created_at := utc(created_at)) is undecided:
+            raise _NotPlain
+        if rotated_at is not None and (rotated_at := utc(rotated_at)) is undecided:
+            raise _NotPlain
+        if expires_at is not None and (expires_at := utc(expires_at)) is undecided:
+            raise _NotPlain
+        if last_used_at is not None and (last_used_at := utc(last_used_at)) is undecided:
+            raise _NotPlain
+        append((credential.agent, CredentialView(
+            credential.id, credential.integration, credential.kind, created_at, rotated_at,
+            expires_at, last_used_at, credential.fingerprint)))
+    return records
+
+
+_PLAIN_BATCHES: Mapping[str, Callable[[str], list[Any]]] = {
+    "agents": _plain_agents, "grants": _plain_grants, "credentials": _plain_credentials}
+
+
 def _agent_record(agent: Agent) -> AgentRecord:
     return agent.id, agent.name, agent.source, agent.owner, agent.labels
 
@@ -461,8 +653,6 @@ class _ViewBuilder:
         self._credentials: defaultdict[str, list[CredentialView]] = defaultdict(list)
         self._credential_ids: set[str] = set()
         self._holders: defaultdict[str, set[str]] = defaultdict(set)
-        self._strings: dict[str, str] = {}
-        """One string object per distinct value: millions of grants repeat a few integrations."""
         self._unresolved: dict[tuple[str, str], tuple[int, int, str, str]] = {}
         """(kind, id) referred to before it appeared -> (rank, index, item kind, item name)."""
 
@@ -490,6 +680,41 @@ class _ViewBuilder:
                 checked = credential.agent, _credential_view(credential)
             self.add_credential(index, *checked)
 
+    # Items a plain-batch reader already checked.
+    def add_checked_agents(self, start: int, records: list[AgentRecord]) -> None:
+        for index, record in enumerate(records, start):
+            self.add_agent(index, record)
+
+    def add_checked_grants(self, start: int, records: list[tuple[str, GrantView]]) -> None:
+        agents, credential_ids, unresolved = self._agents, self._credential_ids, self._unresolved
+        grants = self._grants
+        for index, (agent, view) in enumerate(records, start):
+            if agent not in agents and ("agent", agent) not in unresolved:
+                unresolved["agent", agent] = (1, index, "grant", view.scope)
+            credential = view.credential
+            if (credential is not None and credential not in credential_ids
+                    and ("credential", credential) not in unresolved):
+                unresolved["credential", credential] = (1, index, "grant", view.scope)
+            grants[agent].append(view)
+
+    def add_checked_credentials(self, start: int,
+                                records: list[tuple[str, CredentialView]]) -> None:
+        agents, credential_ids, unresolved = self._agents, self._credential_ids, self._unresolved
+        credentials, holders = self._credentials, self._holders
+        for index, (agent, view) in enumerate(records, start):
+            if view.id in credential_ids:
+                raise SnapshotError(f"{self._origin}: credentials[{index}]: duplicate credential "
+                                    f"id {view.id!r}")
+            credential_ids.add(view.id)
+            if agent not in agents:
+                # The models check credentials before grants: a credential's report comes first.
+                earlier = unresolved.get(("agent", agent))
+                if earlier is None or earlier[2] == "grant":
+                    unresolved["agent", agent] = (0, index, "credential", view.id)
+            credentials[agent].append(view)
+            if view.fingerprint is not None:
+                holders[view.fingerprint].add(agent)
+
     def _validated(self, model: type[Any], field: str, index: int, raw: Any) -> Any:
         try:
             return model.model_validate(raw)
@@ -505,32 +730,13 @@ class _ViewBuilder:
         self._agents[record[0]] = record
 
     def add_credential(self, index: int, agent: str, view: CredentialView) -> None:
-        if view.id in self._credential_ids:
-            raise SnapshotError(f"{self._origin}: credentials[{index}]: duplicate credential id "
-                                f"{view.id!r}")
-        self._credential_ids.add(view.id)
-        if agent not in self._agents:
-            # The models check credentials before grants: a credential's report comes first.
-            earlier = self._unresolved.get(("agent", agent))
-            if earlier is None or earlier[2] == "grant":
-                self._unresolved["agent", agent] = (0, index, "credential", view.id)
-        self._credentials[agent].append(view)
-        if view.fingerprint is not None:
-            self._holders[view.fingerprint].add(agent)
+        self.add_checked_credentials(index, [(agent, view)])
 
     def add_grant(self, index: int, fields: GrantFields) -> None:
         agent, integration, scope, credential, last_used_at = fields
-        strings, unresolved = self._strings, self._unresolved
-        if agent not in self._agents and ("agent", agent) not in unresolved:
-            unresolved["agent", agent] = (1, index, "grant", scope)
-        if credential is not None:
-            if (credential not in self._credential_ids
-                    and ("credential", credential) not in unresolved):
-                unresolved["credential", credential] = (1, index, "grant", scope)
-            credential = strings.setdefault(credential, credential)
-        self._grants[agent].append(GrantView(
-            integration=strings.setdefault(integration, integration), scope=scope,
-            credential=credential, last_used_at=last_used_at))
+        self.add_checked_grants(index, [(agent, GrantView(
+            sys.intern(integration), scope, None if credential is None else sys.intern(credential),
+            last_used_at))])
 
     def finish(self, sources: Iterable[SourceReport]) -> InventoryView:
         self._check_references()
@@ -556,7 +762,18 @@ class _ViewBuilder:
             _, name, source, owner, labels = agents.pop(agent_id)
             yield AgentView(
                 id=agent_id, name=name, source=source, owner=owner, labels=labels,
-                grants=tuple(sorted(grants.pop(agent_id, ()),
-                                    key=lambda grant: (grant.scope, grant.credential or ""))),
-                credentials=tuple(sorted(credentials.pop(agent_id, ()),
-                                         key=lambda credential: credential.id)))
+                grants=_in_grant_order(grants.pop(agent_id, [])),
+                credentials=tuple(sorted(credentials.pop(agent_id, ()), key=_ID_OF)))
+
+
+_SCOPE_OF = attrgetter("scope")
+_ID_OF = attrgetter("id")
+
+
+def _in_grant_order(grants: list[GrantView]) -> tuple[GrantView, ...]:
+    """Grants by scope, then credential (none first), as the models' view orders them; sorted by
+    scope alone (a C key) unless a scope repeats, which is rare."""
+    grants.sort(key=_SCOPE_OF)
+    if len(set(map(_SCOPE_OF, grants))) < len(grants):
+        grants.sort(key=lambda grant: (grant.scope, grant.credential or ""))
+    return tuple(grants)

@@ -11,9 +11,9 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from service.notify.outbox import OUTBOX, Notice, enqueue
+from service.notify.outbox import OUTBOX, ROWS_PER_INSERT, Notice, enqueue, enqueue_many
 from service.notify.sender import backoff, deliver_due
 from service.notify.settings import NotificationSettings
 from service.notify.transports import message_id
@@ -61,6 +61,40 @@ def test_the_same_stage_of_one_reminder_is_queued_once(registry_engine):
         True, False, True]
     assert [key for key, _state, _n in _states(registry_engine)] == [
         "rotation:cred-1:due", "rotation:cred-1:overdue"]
+
+
+def test_a_batch_queues_each_stage_once_with_one_statement_per_thousand(registry_engine):
+    _enqueue(registry_engine, [_notice(0)])
+    batch = [_notice(i) for i in range(2_500)] + [_notice(7), _notice(7, stage="overdue")]
+    batch.append(Notice(channel="email", recipient="late@example.test", subject="second",
+                        body="a later notice with a key already in the batch", event="x",
+                        dedupe_key="rotation:cred-9:due"))
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest) -> None:
+        statements.append(statement)
+
+    event.listen(registry_engine, "before_cursor_execute", seen)
+    try:
+        with write_transaction(registry_engine) as conn:
+            added = enqueue_many(connection=conn, notices=batch, now=T0)
+    finally:
+        event.remove(registry_engine, "before_cursor_execute", seen)
+
+    expected = {f"rotation:cred-{i}:due" for i in range(1, 2_500)} | {"rotation:cred-7:overdue"}
+    assert added == expected, "cred-0 was queued before; repeated keys count once"
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == -(-len(expected) // ROWS_PER_INSERT) == 3
+    with registry_engine.connect() as conn:
+        rows = conn.execute(select(OUTBOX.c.dedupe_key, OUTBOX.c.recipient, OUTBOX.c.payload)
+                            .where(OUTBOX.c.dedupe_key == "rotation:cred-9:due")).all()
+        total = conn.execute(select(OUTBOX.c.id)).all()
+    assert [(key, recipient) for key, recipient, _ in rows] == [
+        ("rotation:cred-9:due", "owner9@example.test")], "the first notice of a key wins"
+    assert rows[0].payload == {"credential": "cred-9"}
+    assert len(total) == 2_501
+    with write_transaction(registry_engine) as conn:
+        assert enqueue_many(connection=conn, notices=batch, now=T0) == set(), "nothing twice"
 
 
 def test_email_goes_over_starttls_with_auth_once(registry_engine, tmp_path):

@@ -2,9 +2,9 @@
 real registry, ``service.pipeline.sync``, and an injected clock.
 
 agent with an excess policy -> findings -> campaign task -> a reviewer decides -> remediation
-acts in OpenBao -> the next sync verifies it: done and confirmed, or flagged
-``remediation_failed`` (permission denied; or a grant still present after a "successful"
-revoke), never shown as done.
+acts in OpenBao -> the next sync verifies it: done and confirmed (an AppRole left with no live
+secret-id or token holds no grants any more), or flagged ``remediation_failed`` (permission
+denied; or a grant still present after a "successful" revoke), never shown as done.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from service.config import ConnectorConfig, Settings
 from service.pipeline import sync
 from service.policy.loader import load_policy_set
 from service.registry.queries import list_findings
+from service.registry.tables import agent_table
 from service.remediation.run import run_remediations
 from service.reviews.campaigns import run_campaigns
 from service.reviews.decisions import Decision, ReviewRefusedError, decide
@@ -78,6 +79,7 @@ class Loop:
     world: ReviewWorld
     env: dict[str, str]
     secret_ids: list[str]
+    secret_values: list[str]
 
     @property
     def engine(self) -> Engine:
@@ -100,21 +102,33 @@ class Loop:
                 if f["type"] == type_ and f["agent"] == AGENT}
 
 
-def _loop(bao, registry_engine, tmp_path, *, token: str, enabled=(CONNECTOR,)) -> Loop:
+def _loop(bao, registry_engine, tmp_path, *, token: str, enabled=(CONNECTOR,),
+          **options) -> Loop:
     approle = bao.client().auth.approle
-    accessors = [approle.generate_secret_id("support-bot", metadata={"owner": "team-support"})
-                 ["data"]["secret_id_accessor"] for _ in range(2)]
+    generated = [approle.generate_secret_id("support-bot", metadata={"owner": "team-support"})
+                 ["data"] for _ in range(2)]
     policies = write_policies(tmp_path / "policies", POLICIES)
     settings = Settings(
         database_url=str(registry_engine.url), policies_dir=policies,
-        connectors=[ConnectorConfig(name=CONNECTOR, kind="vault",
-                                    options={"url": bao.url, "token_env": TOKEN_ENV})],
+        connectors=[ConnectorConfig(name=CONNECTOR, kind="vault", options={
+            "url": bao.url, "token_env": TOKEN_ENV, **options})],
         reviews={"remediation": {"enabled_connectors": list(enabled), "grace": "1h"}})
     world = ReviewWorld(engine=registry_engine, settings=settings,
                         policy_set=load_policy_set(policies))
     add_people(registry_engine)
     return Loop(bao=bao, world=world, env={TOKEN_ENV: token},
-                secret_ids=[f"{AGENT}/secret-id/{accessor}" for accessor in accessors])
+                secret_ids=[f"{AGENT}/secret-id/{one['secret_id_accessor']}"
+                            for one in generated],
+                secret_values=[one["secret_id"] for one in generated])
+
+
+def _log_in(loop: Loop) -> tuple[str, str]:
+    """The agent logs in once with its first secret-id: (token, credential id of the token)."""
+    approle = loop.bao.client().auth.approle
+    role_id = approle.read_role_id("support-bot")["data"]["role_id"]
+    fresh = hvac.Client(url=loop.bao.url)
+    auth = fresh.auth.approle.login(role_id=role_id, secret_id=loop.secret_values[0])["auth"]
+    return auth["client_token"], f"{CONNECTOR}/token/{auth['accessor']}"
 
 
 def _campaign_task(loop: Loop):
@@ -188,6 +202,49 @@ def test_revoke_destroys_the_secret_id_and_the_next_sync_confirms_it(bao, regist
         assert action in actions
 
 
+def test_revoking_the_excess_grant_cuts_access_and_the_next_sync_resolves_it(
+        bao, registry_engine, tmp_path):
+    """The loop of issue 6: the excess policy reaches the AppRole through its secret-ids and the
+    token it logged in with; revoking it destroys and revokes all of them, and the next sync
+    sees a role nobody can use: no grants, the finding resolved, the task closed."""
+    loop = _loop(bao, registry_engine, tmp_path, token=bao.root_token)
+    token, token_id = _log_in(loop)
+    task, items = _campaign_task(loop)
+    assert token_id in items, "the token is listed in the task like the secret-ids"
+    decided = T0 + 77 * DAY
+    decide(engine=loop.engine, task_id=task.id, reviewer="alice", settings=loop.world.settings,
+           now=decided, decisions=[
+               _keep(items[ALLOWED]),
+               *(Decision(item=item.id, verdict="revoke")
+                 for subject, item in items.items() if subject != ALLOWED)])
+    announced = loop.world.outbox("remediation.announced")
+    assert [row.recipient for row in announced] == ["bob@example.org"]
+
+    outcome = _remediate(loop, decided + timedelta(hours=2))
+
+    assert (outcome.done, outcome.failed) == (3, 0), "two secret-ids and one token"
+    assert loop.accessors() == set(), "OpenBao destroyed the secret-ids"
+    with pytest.raises(hvac.exceptions.Forbidden):
+        loop.bao.client(token).auth.token.lookup_self()  # and revoked the token
+    [task] = loop.world.tasks()
+    assert task.status == "remediating"
+
+    loop.sync(T0 + 78 * DAY)
+
+    assert loop.findings("excess_scope") == {EXCESS: "resolved"}
+    assert loop.findings("no_expiry") == dict.fromkeys(loop.secret_ids, "resolved")
+    assert loop.findings("remediation_failed") == {}
+    [task] = loop.world.tasks()
+    assert (task.status, task.outcome) == ("closed", "certified")
+    revoked = [item for item in loop.world.items(task.id) if item.decision == "revoke"]
+    assert {item.subject: item.remediation for item in revoked} == dict.fromkeys(
+        [EXCESS, *loop.secret_ids, token_id], "verified")
+    with loop.engine.connect() as conn:
+        agents = [row.id for row in conn.execute(agent_table.select()
+                                                 .where(agent_table.c.removed_at.is_(None)))]
+    assert agents == [AGENT], "the agent stays listed; only its access is gone"
+
+
 def test_permission_denied_is_a_visible_remediation_failed(bao, registry_engine, tmp_path):
     readonly = bao.client().auth.token.create(policies=["scopekeeper-readonly"],
                                               no_default_policy=True, ttl="1h")
@@ -224,7 +281,9 @@ def test_permission_denied_is_a_visible_remediation_failed(bao, registry_engine,
 
 
 def test_a_grant_still_present_after_a_done_revoke_is_flagged(bao, registry_engine, tmp_path):
-    loop = _loop(bao, registry_engine, tmp_path, token=bao.root_token)
+    """Without token listing the sync cannot rule out a live token from an earlier login, so
+    the role keeps its grants after its secret-ids are gone: flagged, never shown as done."""
+    loop = _loop(bao, registry_engine, tmp_path, token=bao.root_token, inventory_tokens=False)
     task, items = _campaign_task(loop)
     decided = T0 + 77 * DAY
     decide(engine=loop.engine, task_id=task.id, reviewer="alice", settings=loop.world.settings,

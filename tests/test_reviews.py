@@ -90,6 +90,25 @@ def test_campaign_is_idempotent_and_tells_each_reviewer_once(world, make_invento
     assert "s/support-bot" in assigned[0].body
 
 
+def test_a_campaign_over_several_batches_tells_each_reviewer_once(world, make_inventory,
+                                                                  monkeypatch):
+    from service.reviews import campaigns
+
+    bots = ("support-bot", "support-two", "support-three")
+    world.sync(_fleet(make_inventory, agents=bots,
+                      grants=[(bot, "vault:secret/data/support/*:read") for bot in bots]),
+               now=T0)
+    monkeypatch.setattr(campaigns, "AGENTS_PER_BATCH", 1)
+
+    assert _campaign(world, T0 + 80 * DAY).opened == 3
+
+    assigned = world.outbox("review.assigned")
+    assert sorted(row.recipient for row in assigned) == ["alice@example.org",
+                                                         "carol@example.org"]
+    for row in assigned:
+        assert len(row.payload["refs"]) == 3, "one notice lists the tasks of every batch"
+
+
 def test_agents_whose_policy_names_no_reviewer_are_reported_not_opened(world, make_inventory):
     world.sync(make_inventory("s", agents=["orphan-1"],
                               grants=[("orphan-1", "vault:secret/data/x:read")]), now=T0)

@@ -89,3 +89,55 @@ def test_stream_agrees_with_the_models(tmp_path, array, field, value):
     by_models = _outcome(lambda p: view_from_inventory(read_snapshot(p)), path)
     by_stream = _outcome(read_snapshot_view, path)
     assert by_stream == by_models
+
+
+def test_plain_items_are_checked_in_batches_not_one_by_one(tmp_path, monkeypatch):
+    """The per-item quick checks run only where a batch could not be read whole."""
+    import service.snapshot as snapshot
+
+    calls = []
+    for name in ("_quick_agent", "_quick_grant", "_quick_credential"):
+        real = getattr(snapshot, name)
+        monkeypatch.setattr(snapshot, name,
+                            lambda raw, real=real, name=name: calls.append(name) or real(raw))
+    document = _base()
+    agent, grant, credential = document["agents"][0], document["grants"][0], \
+        document["credentials"][0]
+    document["agents"] = [{**agent, "id": f"s/a{i}", "labels": {"n": str(i)}} for i in range(50)]
+    document["credentials"] = [{**credential, "id": f"s/k{i}", "agent": f"s/a{i}",
+                                "created_at": "2026-11-24T10:00:00Z"} for i in range(50)]
+    document["grants"] = [{**grant, "agent": f"s/a{i}", "credential": f"s/k{i}",
+                           "evidence": {"nested": {"x": [1, {"y": 2}]}}} for i in range(50)]
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    by_stream = _outcome(read_snapshot_view, path)
+    assert len(calls) <= 15, calls  # of 150 items
+    assert by_stream == _outcome(lambda p: view_from_inventory(read_snapshot(p)), path)
+    assert len(by_stream[1][1]) == 50
+
+
+@pytest.mark.parametrize("chunk", [97, 256, 4096])
+def test_items_cut_at_every_chunk_size_give_the_same_view(tmp_path, monkeypatch, chunk):
+    """Batches end wherever a chunk does; braces and brackets inside strings and evidence never
+    make a false item boundary."""
+    import service.snapshot as snapshot
+
+    monkeypatch.setattr(snapshot, "_CHUNK_CHARS", chunk)
+    document = _base()
+    agent, grant, credential = document["agents"][0], document["grants"][0], \
+        document["credentials"][0]
+    document["agents"] = [{**agent, "id": f"s/a{i}", "name": f"ä}}],{i}"} for i in range(30)]
+    document["credentials"] = [{**credential, "id": f"s/k{i}", "agent": f"s/a{i}",
+                                "expires_at": f"2027-01-{1 + i % 28:02d}T00:00:00+01:00"}
+                               for i in range(30)]
+    document["grants"] = [{**grant, "agent": f"s/a{i % 30}",  # some agents repeat a scope
+                           "credential": f"s/k{i % 30}" if i < 60 else None,
+                           "scope": f"github:repo-{i % 7 if i % 2 else i % 3}:read",
+                           "evidence": {"list": [{"x": "}], {"}, [{"y": i}]], "z": "]},"}}
+                          for i in range(90)]
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(document, indent=1 if chunk == 256 else None, ensure_ascii=False),
+                    encoding="utf-8")
+    by_stream = _outcome(read_snapshot_view, path)
+    assert by_stream == _outcome(lambda p: view_from_inventory(read_snapshot(p)), path)
+    assert sum(len(agent.grants) for agent in by_stream[1][1]) == 90

@@ -116,8 +116,7 @@ def test_realistic_inventory_with_root_token(server):
         ("data-pipeline", "vault:database/creds/pipeline:read"),
         ("data-pipeline", "vault:secret/data/support/*:list"),
         ("data-pipeline", "vault:secret/data/support/*:read"),
-        ("batch-job", "vault:database/creds/pipeline:read"),
-    }, "default policy is left out unless include_default_policy"
+    }, "default policy is left out unless include_default_policy; batch-job has no secret-id"
     support_grant = next(g for g in inv.grants if g.scope.endswith("support/*:read"))
     assert support_grant.evidence["denied_paths"] == ["secret/data/admin/*"]
 
@@ -408,3 +407,96 @@ def test_token_roles_and_entities_as_agents(server):
     assert role_tokens == [f"{NAME}/token/{token['accessor']}"]
     client.auth.token.delete_role("ci-runner")
     client.secrets.identity.delete_entity(entity_id=entity["id"])
+
+
+def _role_view(inv: Inventory, role: str, mount: str = "approle"):
+    aid = f"{NAME}/{mount}/{role}"
+    [source] = inv.sources  # an ``ok`` run covers everything (coverage None)
+    return (aid in {a.id for a in inv.agents},
+            sorted(g.scope for g in inv.grants if g.agent == aid),
+            sorted(c.kind for c in inv.credentials if c.agent == aid),
+            source.coverage is None or aid in source.coverage)
+
+
+def test_an_approle_holds_its_policies_only_while_it_can_be_used(server):
+    client = server.client()
+    approle = client.auth.approle
+    approle.create_or_update_approle("idle", token_policies=["pipeline"])
+    pipeline = ["vault:database/creds/pipeline:read"]
+    try:
+        assert _role_view(collect(server, server.root_token), "idle") == (
+            True, [], [], True), "no secret-id, no token: nobody can use the policy"
+
+        accessor = approle.generate_secret_id("idle", metadata={"owner": "team-idle"})[
+            "data"]["secret_id_accessor"]
+        assert _role_view(collect(server, server.root_token), "idle") == (
+            True, pipeline, ["approle_secret_id"], True)
+
+        role_id = approle.read_role_id("idle")["data"]["role_id"]
+        second = approle.generate_secret_id("idle", metadata={"owner": "team-idle"})["data"]
+        token = _login(server.url, role_id, second["secret_id"])
+        for each in (accessor, second["secret_id_accessor"]):
+            approle.destroy_secret_id_accessor("idle", each)
+        inv = collect(server, server.root_token)
+        assert _role_view(inv, "idle") == (True, pipeline, ["vault_token"], True), (
+            "a live token issued through the role still carries the policy")
+        assert {a.id: a.owner for a in inv.agents}[f"{NAME}/approle/idle"] == "team-idle", (
+            "with no secret-id left the owner comes from the token's metadata")
+
+        unseen = collect(server, server.root_token, inventory_tokens=False)
+        assert _role_view(unseen, "idle") == (True, pipeline, [], True), (
+            "tokens not listed: a live one cannot be ruled out, so the grants are held")
+
+        client.auth.token.revoke(token)
+        assert _role_view(collect(server, server.root_token), "idle") == (
+            True, [], [], True), "access is cut: the agent stays, its grants go"
+    finally:
+        approle.delete_role("idle")
+
+
+def test_secret_ids_that_cannot_be_listed_keep_the_grants(server):
+    client = server.client()
+    client.auth.approle.create_or_update_approle("hidden", token_policies=["pipeline"])
+    client.sys.create_or_update_policy("no-hidden-secret-ids", """
+path "auth/approle/role/hidden/secret-id" { capabilities = ["deny"] }
+""")
+    try:
+        inv = collect(server, readonly_token(server, "scopekeeper-readonly",
+                                             "no-hidden-secret-ids"))
+        [source] = inv.sources
+        assert source.status == "partial"
+        assert [e.item for e in source.errors] == ["auth/approle/role/hidden/secret-id"]
+        assert _role_view(inv, "hidden") == (
+            True, ["vault:database/creds/pipeline:read"], [], False), (
+            "an item error: the grants stay and nothing of the role is removed")
+    finally:
+        client.auth.approle.delete_role("hidden")
+
+
+def test_a_role_that_needs_no_secret_id_keeps_its_grants(server):
+    client = server.client()
+    client.auth.approle.create_or_update_approle("cidr-only", token_policies=["pipeline"],
+                                                 bind_secret_id=False,
+                                                 token_bound_cidrs=["127.0.0.1/32"])
+    try:
+        assert _role_view(collect(server, server.root_token), "cidr-only") == (
+            True, ["vault:database/creds/pipeline:read"], [], True)
+    finally:
+        client.auth.approle.delete_role("cidr-only")
+
+
+def test_an_expired_secret_id_does_not_hold_the_grants():
+    from connectors.vault.fetch import RoleState
+    from connectors.vault.transform import role_usable
+
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    role = RoleState(kind="approle", mount="approle", name="r", data={}, secret_ids=[
+        {"secret_id_accessor": "a", "expiration_time": "2026-12-03T11:59:59Z"}])
+    assert not role_usable(role, tokens=[], tokens_seen=True, now=now)
+    assert role_usable(role, tokens=[{"expire_time": "2026-12-04T00:00:00Z"}],
+                       tokens_seen=True, now=now)
+    assert not role_usable(role, tokens=[{"expire_time": "2026-12-03T00:00:00Z"}],
+                           tokens_seen=True, now=now)
+    assert role_usable(role, tokens=[], tokens_seen=False, now=now)
+    role.secret_ids[0]["expiration_time"] = "0001-01-01T00:00:00Z"
+    assert role_usable(role, tokens=[], tokens_seen=True, now=now), "no expiry: live"

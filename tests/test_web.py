@@ -59,7 +59,8 @@ def test_index_lists_open_demo_findings(synced):
 
 def test_api_findings_has_the_check_json_shape(synced):
     document = synced.get("/api/v1/findings").json()
-    assert list(document) == ["policy_set", "evaluated_at", "findings", "summary"]
+    assert list(document) == ["policy_set", "evaluated_at", "findings", "summary",
+                              "next_cursor"]
     assert document["policy_set"].startswith("sha256:")
     statuses = {finding["status"] for finding in document["findings"]}
     assert statuses == {"open", "waived"}

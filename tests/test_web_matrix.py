@@ -8,6 +8,7 @@ from urllib.parse import quote
 import pytest
 from starlette.routing import Mount
 
+from tests.test_web_reports import archive_report
 from tests.test_web_support import log_in, review_site
 
 ROLES = ("viewer", "reviewer", "admin")
@@ -25,16 +26,38 @@ ROUTES = {
     ("POST", "/logout"): "viewer", ("GET", "/sources"): "viewer",
     ("GET", "/api/v1/sources"): "viewer", ("POST", "/sources/{name}/sync"): "admin",
     ("GET", "/policies"): "viewer", ("GET", "/audit"): "viewer",
+    ("GET", "/api/v1/dashboard"): "viewer", ("GET", "/credentials"): "viewer",
+    ("GET", "/api/v1/credentials"): "viewer", ("GET", "/reports"): "viewer",
+    ("GET", "/reports/{report_id:int}"): "viewer",
+    ("GET", "/reports/{report_id:int}.{format_name}"): "viewer",
+    ("GET", "/api/v1/reports"): "viewer", ("GET", "/api/v1/reports/{report_id:int}"): "viewer",
     ("GET", "/reviews"): "reviewer", ("POST", "/reviews/{task_id}"): "reviewer",
     ("POST", "/findings/{finding_id}/accept"): "reviewer",
+    ("POST", "/api/v1/findings/{finding_id}/accept"): "reviewer",
+    ("POST", "/findings/{finding_id}/waive"): "admin",
+    ("POST", "/api/v1/findings/{finding_id}/waive"): "admin",
     ("GET", "/api/v1/tasks"): "reviewer", ("GET", "/api/v1/tasks/{task_id}"): "reviewer",
     ("POST", "/api/v1/tasks/{task_id}/decide"): "reviewer",
+    ("GET", "/api/v1/grants"): "viewer", ("GET", "/api/v1/policy-set"): "viewer",
+    ("POST", "/api/v1/sources/{name}/sync"): "admin",
+    ("GET", "/admin/users"): "admin", ("POST", "/admin/users"): "admin",
+    ("POST", "/admin/users/{user_id}/role"): "admin",
+    ("POST", "/admin/users/{user_id}/groups"): "admin",
+    ("POST", "/admin/users/{user_id}/disable"): "admin",
+    ("POST", "/admin/users/{user_id}/enable"): "admin",
+    ("POST", "/admin/users/{user_id}/password"): "admin",
+    ("GET", "/admin/tokens"): "admin", ("POST", "/admin/tokens"): "admin",
+    ("POST", "/admin/tokens/{token_id}/revoke"): "admin",
+    ("GET", "/account/tokens"): "viewer", ("POST", "/account/tokens"): "viewer",
+    ("POST", "/account/tokens/{token_id}/revoke"): "viewer",
+    ("GET", "/api/v1/users"): "admin", ("GET", "/api/v1/tokens"): "admin",
 }
 
 
 @pytest.fixture
 def site(registry_engine, tmp_path, make_inventory):
     with review_site(registry_engine, tmp_path, make_inventory) as built:
+        built.report_id = archive_report(built.client.app)
         yield built
 
 
@@ -49,7 +72,9 @@ def _routes(app):
 def _request(site, method, path, headers):
     concrete = (path.replace("{agent_id:path}", quote(AGENT))
                 .replace("{task_id}", site.task_id).replace("{name}", "s")
-                .replace("{finding_id}", "no-such-finding"))
+                .replace("{finding_id}", "no-such-finding")
+                .replace("{report_id:int}", str(getattr(site, "report_id", 1)))
+                .replace("{format_name}", "md"))
     if method == "GET":
         return site.client.get(concrete, headers=headers, follow_redirects=False)
     if concrete.startswith("/api/"):  # harmless bodies: refused as input once authorized

@@ -68,14 +68,29 @@ def test_findings_filter_and_accept_until_a_date(site):
 def test_agents_api_mirrors_the_pages(site):
     viewer = {"Authorization": f"Bearer {site.tokens['vic']}"}
     listed = site.client.get("/api/v1/agents", params={"q": "support"}, headers=viewer).json()
-    assert (listed["total"], listed["page"], listed["pages"]) == (1, 1, 1)
-    assert listed["agents"] == [{"id": "s/support-bot", "name": "support-bot", "source": "s",
-                                 "owner": "team-support", "open": listed["agents"][0]["open"]}]
+    assert listed == {"items": [{"id": "s/support-bot", "name": "support-bot", "source": "s",
+                                 "owner": "team-support", "labels": {"env": "prod"},
+                                 "open": listed["items"][0]["open"]}],
+                      "next_cursor": None}
     detail = site.client.get("/api/v1/agents/s/support-bot", headers=viewer).json()
     assert {grant["scope"]: grant["status"] for grant in detail["grants"]} == {
         "vault:secret/data/billing/*:read": "excess",
         "vault:secret/data/support/*:read": "allowed"}
+    assert detail["policy"]["name"] == "support" and detail["policy"]["in_force"]
     assert [grant["scope"] for grant in detail["history"]["grants"]] == sorted(
         grant["scope"] for grant in detail["grants"])
+    assert [task["kind"] for task in detail["tasks"]] == ["campaign"]
     missing = site.client.get("/api/v1/agents/s/nope", headers=viewer)
     assert missing.status_code == 404 and "no active agent" in missing.json()["detail"]
+
+
+def test_agent_detail_lists_review_decisions(site):
+    csrf = log_in(site.client, "alice")
+    billing = site.items["vault:secret/data/billing/*:read"]
+    done = site.client.post(f"/reviews/{site.task_id}", follow_redirects=False, data={
+        "csrf_token": csrf, f"verdict-{billing}": "keep",
+        f"justification-{billing}": "billing export, SEC-7"})
+    assert done.status_code == 303, done.text
+    page = site.client.get("/agents/s/support-bot").text
+    assert re.search(r"<code>vault:secret/data/billing/\*:read</code>: keep by alice at [^:]+"
+                     r":[^:]+:[^:]+: billing export, SEC-7", page)

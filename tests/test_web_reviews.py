@@ -19,12 +19,12 @@ def _bearer(site, user):
 
 
 def test_api_lists_only_the_callers_tasks(site):
-    mine = site.client.get("/api/v1/tasks", headers=_bearer(site, "alice")).json()["tasks"]
+    mine = site.client.get("/api/v1/tasks", headers=_bearer(site, "alice")).json()["items"]
     assert [(task["id"], task["agent"]) for task in mine] == [(site.task_id, "s/support-bot")]
     assert site.client.get("/api/v1/tasks", headers=_bearer(site, "carol")).json() == {
-        "tasks": []}
+        "items": [], "next_cursor": None}
     everyone = site.client.get("/api/v1/tasks", params={"everyone": "true"},
-                               headers=_bearer(site, "dave")).json()["tasks"]
+                               headers=_bearer(site, "dave")).json()["items"]
     assert [task["id"] for task in everyone] == [site.task_id]
     assert site.client.get("/api/v1/tasks", headers=_bearer(site, "vic")).status_code == 403
 
@@ -49,7 +49,8 @@ def test_a_reviewer_cannot_decide_anothers_task_through_the_api(site):
     assert decided["vault:secret/data/billing/*:read"] == ("revoke", "alice")
     bad = site.client.post(f"/api/v1/tasks/{site.task_id}/decide", headers=_bearer(site, "alice"),
                            json={"decisions": [{"item": billing, "verdict": "maybe"}]})
-    assert bad.status_code == 422
+    assert bad.status_code == 400
+    assert bad.json()["detail"].startswith("decisions.0.verdict: ")
 
 
 def test_the_page_decides_item_by_item_with_csrf(site):

@@ -26,7 +26,7 @@ class VaultConnector(BaseConnector):
         except VaultUnavailable as exc:
             return self.failed(now=now, errors=[ItemError(item=self.options.url, error=str(exc))])
         return self.finished(now=now, collected=map_state(state=state, connector=self.name,
-                                                          options=self.options))
+                                                          options=self.options, now=now))
 
     def revoke(self, *, credential_id: str, dry_run: bool = True) -> RemediationResult:
         """Destroy a secret-id or revoke a token by accessor; dry-run unless told otherwise."""

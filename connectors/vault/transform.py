@@ -69,25 +69,58 @@ def agent_id(connector: str, role: RoleState) -> str:
     return f"{connector}/{prefix}/{role.name}"
 
 
-def map_state(*, state: VaultState, connector: str, options: VaultOptions) -> Collected:
+def map_state(*, state: VaultState, connector: str, options: VaultOptions,
+              now: datetime) -> Collected:
     out = Collected(errors=list(state.errors))
     parsed = _parse_policies(state, out)
-    by_token_path: dict[str, str] = {}
-    by_entity: dict[str, str] = {}
+    roles = sorted(state.roles, key=lambda r: agent_id(connector, r))
+    token_owners = _token_owners(state, connector, roles)
+    tokens_of: dict[str, list[dict[str, Any]]] = {}
+    for token in state.tokens:
+        owner = token_owners.get(token.get("accessor", ""))
+        if owner is not None:
+            tokens_of.setdefault(owner, []).append(token)
     names: dict[str, list[str]] = {}
-    for role in sorted(state.roles, key=lambda r: agent_id(connector, r)):
+    for role in roles:
         aid = agent_id(connector, role)
-        _map_role(role, aid, connector, options, parsed, out)
+        tokens = tokens_of.get(aid, [])
+        _map_role(role, aid, connector, options, parsed, out,
+                  usable=role_usable(role, tokens=tokens, tokens_seen=state.tokens_complete,
+                                     now=now),
+                  tokens=tokens)
         names.setdefault(role.name, []).append(aid)
-        if role.kind == "approle":
-            by_token_path[f"auth/{role.mount}/login\x1f{role.name}"] = aid
-        elif role.kind == "token_role":
-            by_token_path[f"auth/token/create/{role.name}"] = aid
-        else:
-            by_entity[role.data.get("id", "")] = aid
-    _map_tokens(state, connector, by_token_path, by_entity, out)
+    _map_tokens(state, connector, token_owners, out)
     _map_kv(state, connector, options, names, out)
     return out
+
+
+def role_usable(role: RoleState, *, tokens: list[dict[str, Any]], tokens_seen: bool,
+                now: datetime) -> bool:
+    """Whether the role's policies still reach anyone, so that they are the agent's grants.
+
+    An AppRole gives its policies only to tokens from a login, and a login needs a live
+    secret-id (unless ``bind_secret_id`` is off). So its policies are held while it has a live
+    secret-id or a live token issued through it; with neither, nobody can use them and the
+    agent is listed without grants (its credentials and owner stay). What cannot be disproved is
+    held: secret-ids that could not all be read (an item error), or tokens that were not listed
+    (``inventory_tokens`` off, or the listing failed), may hide a live one. Vault deletes an
+    exhausted secret-id and revokes an expired or used-up token itself, so "live" is "listed and
+    not past its expiry". Token roles and entities are held as configured.
+    """
+    if role.kind != "approle" or not role.complete:
+        return True
+    if role.data.get("bind_secret_id") is False:
+        return True  # a login needs the role_id alone
+    if any(_unexpired(secret.get("expiration_time"), now) for secret in role.secret_ids):
+        return True
+    if any(_unexpired(token.get("expire_time"), now) for token in tokens):
+        return True
+    return not tokens_seen
+
+
+def _unexpired(expiry: Any, now: datetime) -> bool:
+    when = parse_time(expiry)
+    return when is None or when > now
 
 
 def _parse_policies(state: VaultState, out: Collected) -> dict[str, tuple[list, list] | None]:
@@ -103,24 +136,32 @@ def _parse_policies(state: VaultState, out: Collected) -> dict[str, tuple[list, 
     return parsed
 
 
-def _metadata(role: RoleState) -> dict[str, str]:
+def _metadata(role: RoleState, tokens: list[dict[str, Any]]) -> dict[str, str]:
     """Where owner and labels come from: an entity's metadata, or for an AppRole (which has
-    none of its own) the metadata of its newest secret-id."""
+    none of its own) the metadata of its newest secret-id; with no secret-id left, that of its
+    newest token (a login copies the secret-id's metadata into the token's)."""
     if role.kind == "entity":
         return dict(role.data.get("metadata") or {})
     newest = max(role.secret_ids, key=lambda s: s.get("creation_time") or "", default=None)
+    if newest is None and role.kind == "approle":
+        newest_token = max(tokens, key=lambda t: t.get("creation_time") or 0, default=None)
+        meta = dict((newest_token or {}).get("meta") or {})
+        meta.pop("role_name", None)
+        return meta
     return dict((newest or {}).get("metadata") or {})
 
 
 def _map_role(role: RoleState, aid: str, connector: str, options: VaultOptions,
-              parsed: dict[str, tuple[list, list] | None], out: Collected) -> None:
-    meta = _metadata(role)
+              parsed: dict[str, tuple[list, list] | None], out: Collected, *, usable: bool,
+              tokens: list[dict[str, Any]]) -> None:
+    meta = _metadata(role, tokens)
     labels = {key: str(meta[key]) for key in options.label_keys if key in meta}
     out.agents.append(Agent(id=aid, name=role.name, source=connector,
                             owner=meta.get(options.owner_key) or None, labels=labels))
     complete = role.complete
     seen: set[str] = set()
-    for policy in role_policies(role, include_default=options.include_default_policy):
+    policies = role_policies(role, include_default=options.include_default_policy)
+    for policy in policies if usable else []:
         rules = parsed.get(policy)
         if rules is None:
             complete = False
@@ -149,6 +190,27 @@ def _secret_id_credential(aid: str, secret: dict[str, Any]) -> Credential:
     )
 
 
+def _token_owners(state: VaultState, connector: str, roles: list[RoleState]) -> dict[str, str]:
+    """Token accessor -> the agent id it was issued for; an operator's or the root token has
+    none."""
+    by_token_path: dict[str, str] = {}
+    by_entity: dict[str, str] = {}
+    for role in roles:
+        aid = agent_id(connector, role)
+        if role.kind == "approle":
+            by_token_path[f"auth/{role.mount}/login\x1f{role.name}"] = aid
+        elif role.kind == "token_role":
+            by_token_path[f"auth/token/create/{role.name}"] = aid
+        else:
+            by_entity[role.data.get("id", "")] = aid
+    owners: dict[str, str] = {}
+    for token in state.tokens:
+        owner = _token_owner(token, by_token_path, by_entity)
+        if owner is not None:
+            owners[token.get("accessor", "")] = owner
+    return owners
+
+
 def _token_owner(token: dict[str, Any], by_token_path: dict[str, str],
                  by_entity: dict[str, str]) -> str | None:
     path = token.get("path") or ""
@@ -160,10 +222,10 @@ def _token_owner(token: dict[str, Any], by_token_path: dict[str, str],
     return by_entity.get(token.get("entity_id") or "")
 
 
-def _map_tokens(state: VaultState, connector: str, by_token_path: dict[str, str],
-                by_entity: dict[str, str], out: Collected) -> None:
+def _map_tokens(state: VaultState, connector: str, owners: dict[str, str],
+                out: Collected) -> None:
     for token in sorted(state.tokens, key=lambda t: t.get("accessor", "")):
-        owner = _token_owner(token, by_token_path, by_entity)
+        owner = owners.get(token.get("accessor", ""))
         if owner is None:
             continue  # not an agent's token (an operator's, or the root token)
         out.credentials.append(Credential(

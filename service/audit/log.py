@@ -36,7 +36,7 @@ def append(*, connection: Connection, events: Sequence[AuditEvent], now: datetim
     """Chain ``events`` after the newest entry; returns the last sequence number written."""
     if not events:
         return 0
-    seq, prev = _lock_head(connection)
+    seq, prev = lock_head(connection)
     rows: list[dict[str, Any]] = []
     for event in events:
         seq += 1
@@ -61,7 +61,11 @@ def record(*, engine: Engine, event: AuditEvent, now: datetime) -> int:
         return append(connection=conn, events=[event], now=now)
 
 
-def _lock_head(connection: Connection) -> tuple[int, str]:
+def lock_head(connection: Connection) -> tuple[int, str]:
+    """Lock the chain's head row for this transaction; (newest sequence number, its hash).
+
+    Locking it first lets a caller read the log and append what it found missing without
+    another process appending the same thing in between."""
     head = audit_head_table
     row = connection.execute(select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ID)
                              .with_for_update()).first()

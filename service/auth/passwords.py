@@ -7,17 +7,25 @@ does not tell an attacker which login ids are real.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from service.audit.log import AuditEvent, append
-from service.auth.tables import password_table
+from service.auth.tables import password_table, session_table
 from service.errors import InputError
 from service.registry.db import registry_errors, write_transaction
-from service.users.accounts import ROLES, User, add_user, get_user, list_users
+from service.users.accounts import (
+    ROLES,
+    User,
+    get_user,
+    insert_user,
+    list_users,
+    new_user,
+)
 from service.users.tables import user_table
 
 MIN_LENGTH = 12
@@ -36,17 +44,48 @@ def check_strength(password: str) -> str:
     return password
 
 
+def hash_password(password: str) -> str:
+    """The Argon2id hash of a password strong enough to keep (refused with the rule otherwise)."""
+    return _HASHER.hash(check_strength(password))
+
+
 def set_password(*, engine: Engine, user_id: str, password: str, actor: str,
                  now: datetime) -> None:
-    """Store (or replace) the user's password hash; audited as ``user.password_set``."""
-    digest = _HASHER.hash(check_strength(password))
+    """Store (or replace) the user's password hash and end their open sessions; audited as
+    ``user.password_set``."""
+    digest = hash_password(password)
     get_user(engine=engine, user_id=user_id)  # names a missing user clearly
     with registry_errors(f"user {user_id}: setting the password failed"), \
             write_transaction(engine) as conn:
-        conn.execute(delete(password_table).where(password_table.c.user_id == user_id))
-        conn.execute(insert(password_table).values(user_id=user_id, hash=digest, set_at=now))
-        append(connection=conn, now=now, events=[AuditEvent(
-            actor=actor, action="user.password_set", subject=user_id)])
+        store_password(conn, user_id=user_id, digest=digest, actor=actor, now=now)
+
+
+def store_password(conn: Connection, *, user_id: str, digest: str, actor: str,
+                   now: datetime) -> None:
+    """Inside the caller's transaction: replace the hash, end the user's sessions (whoever held
+    the old password is signed out), audit."""
+    conn.execute(delete(password_table).where(password_table.c.user_id == user_id))
+    conn.execute(insert(password_table).values(user_id=user_id, hash=digest, set_at=now))
+    conn.execute(update(session_table).where(session_table.c.user_id == user_id,
+                                             session_table.c.ended_at.is_(None))
+                 .values(ended_at=now))
+    append(connection=conn, now=now, events=[AuditEvent(
+        actor=actor, action="user.password_set", subject=user_id)])
+
+
+def add_user_with_password(*, engine: Engine, user_id: str, email: str, display_name: str,
+                           role: str, groups: Sequence[str] = (), password: str | None,
+                           actor: str, now: datetime) -> User:
+    """Create a user and (given one) their password in one transaction: a failure leaves
+    neither. Everything is checked before anything is written."""
+    user = new_user(user_id=user_id, email=email, display_name=display_name, role=role,
+                    groups=groups)
+    digest = hash_password(password) if password is not None else None
+    with registry_errors(f"user {user.id}: creating failed"), write_transaction(engine) as conn:
+        insert_user(conn, user=user, actor=actor, now=now)
+        if digest is not None:
+            store_password(conn, user_id=user.id, digest=digest, actor=actor, now=now)
+    return user
 
 
 def check_password(*, engine: Engine, login: str, password: str) -> User | None:
@@ -69,10 +108,10 @@ def ensure_first_admin(*, engine: Engine, now: datetime) -> str | None:
     if list_users(engine=engine):
         return None
     password = secrets.token_urlsafe(18)
-    add_user(engine=engine, user_id=FIRST_ADMIN, email="admin@localhost.localdomain",
-             display_name="First admin", role=ROLES[-1], actor="system:first-start", now=now)
-    set_password(engine=engine, user_id=FIRST_ADMIN, password=password,
-                 actor="system:first-start", now=now)
+    add_user_with_password(engine=engine, user_id=FIRST_ADMIN,
+                           email="admin@localhost.localdomain", display_name="First admin",
+                           role=ROLES[-1], password=password, actor="system:first-start",
+                           now=now)
     return password
 
 

@@ -75,11 +75,14 @@ def create_token(*, engine: Engine, user_id: str, name: str, role: str | None, a
     return IssuedToken(id=token_id, secret=secret)
 
 
-def revoke_token(*, engine: Engine, token_id: str, actor: str, now: datetime) -> None:
+def revoke_token(*, engine: Engine, token_id: str, actor: str, now: datetime,
+                 owner: str | None = None) -> None:
+    """Revoke a token at once; given ``owner``, only a token of that user (another's is
+    answered as unknown, so nobody learns which ids exist)."""
     table = api_token_table
     with registry_errors(f"token {token_id}: revoking failed"), write_transaction(engine) as conn:
         row = conn.execute(select(table).where(table.c.id == token_id)).first()
-        if row is None:
+        if row is None or (owner is not None and row.user_id != owner):
             raise TokenNotFoundError(f"token {token_id}: no token has this id")
         if row.revoked_at is not None:
             raise InputError(f"token {token_id}: already revoked")

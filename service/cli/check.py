@@ -26,8 +26,9 @@ from service.output import FORMATS, render
 from service.output.as_table import rich_table
 from service.output.report import FindingsReport, at_or_above
 from service.pipeline import collect
+from service.policy.cache import load_policy_set_cached
 from service.policy.engine import evaluate
-from service.policy.loader import load_policy_set
+from service.registry.db import gc_paused
 from service.snapshot import DEFAULT_MAX_MB, MEGABYTE, read_snapshot_view, view_from_inventory
 from service.view import InventoryView
 
@@ -53,7 +54,7 @@ def check(
     output = choose(format_name, FORMATS, option="--format")
     threshold = choose(fail_on or SEVERITIES[0], SEVERITIES, option="--fail-on")
     moment = parse_time(now, option="--now")
-    policy_set = load_policy_set(policies)
+    policy_set = load_policy_set_cached(policies)
     view = _inventory_view(ctx, inventory=inventory, config=config, now=moment,
                            max_bytes=max_snapshot_mb * MEGABYTE)
     findings = evaluate(view, policy_set, moment)
@@ -69,11 +70,12 @@ def _inventory_view(ctx: typer.Context, *, inventory: Path | None, config: Path 
     if inventory is not None and config is not None:
         raise InputError("check reads either --inventory FILE or --config FILE, not both")
     if inventory is not None:
-        with progress(f"Reading {inventory}"):
+        with progress(f"Reading {inventory}"), gc_paused():
             view = read_snapshot_view(inventory, max_bytes=max_bytes)
-        # A one-shot process: keep the collector from re-walking the millions of view records
-        # while the engine allocates findings (they live until the process exits anyway).
-        gc.freeze()
+            # A one-shot process: keep the collector from ever walking the millions of view
+            # records (they live until the process exits anyway). Frozen before the collector
+            # resumes, so not even its first collection walks them.
+            gc.freeze()
         return view
     if config is None:
         raise InputError("check needs an inventory: give --inventory FILE or --config FILE")

@@ -1,7 +1,8 @@
-"""``scopekeeper user add|list|disable``: the people who review, decide and audit.
+"""``scopekeeper user add|list|disable|enable|password``: the people who review, decide and audit.
 
-``user add`` sets the web password too: read from stdin when it is not a terminal (one line),
-prompted (twice) otherwise; piping nothing leaves the user without a password (no web login).
+``user add`` sets the web password too, in the same transaction as the user: read from stdin when
+it is not a terminal (one line), prompted (twice) otherwise; piping nothing leaves the user
+without a password (no web login).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from datetime import UTC, datetime
 import typer
 from sqlalchemy import Engine
 
-from service.auth.passwords import check_strength, set_password
+from service.auth.passwords import add_user_with_password, check_strength, set_password
 from service.cli.common import choose, fails_cleanly, settings_from
 from service.errors import InputError
 from service.registry.db import create_db_engine
-from service.users.accounts import ROLES, User, add_user, disable_user, list_users
+from service.users.accounts import ROLES, User, disable_user, enable_user, list_users
 
 user_app = typer.Typer(help="Manage users and their groups.", no_args_is_help=True)
 
@@ -59,13 +60,10 @@ def add(
     """Create a user; reviewers named in policies are user ids or group names."""
     password = _read_password()
     with engine_from(ctx) as engine:
-        now = datetime.now(UTC)
-        user = add_user(engine=engine, user_id=user_id, email=email, display_name=name,
-                        role=choose(role, ROLES, option="--role"), groups=groups,
-                        actor=cli_actor(), now=now)
-        if password is not None:
-            set_password(engine=engine, user_id=user.id, password=password, actor=cli_actor(),
-                         now=now)
+        user = add_user_with_password(
+            engine=engine, user_id=user_id, email=email, display_name=name,
+            role=choose(role, ROLES, option="--role"), groups=groups, password=password,
+            actor=cli_actor(), now=datetime.now(UTC))
     typer.echo(f"added {user.id} ({user.role}){_groups(user)}")
     if password is None:
         typer.echo(f"{user.id} has no password yet and cannot log in to the web app; pipe one "
@@ -104,6 +102,19 @@ def disable(
         user = disable_user(engine=engine, user_id=user_id, actor=cli_actor(),
                             now=datetime.now(UTC))
     typer.echo(f"disabled {user.id}")
+
+
+@user_app.command("enable")
+@fails_cleanly
+def enable(
+    ctx: typer.Context,
+    user_id: str = typer.Argument(..., help="The user to enable again."),
+) -> None:
+    """Enable a disabled user: they may log in again and their unrevoked tokens work again."""
+    with engine_from(ctx) as engine:
+        user = enable_user(engine=engine, user_id=user_id, actor=cli_actor(),
+                           now=datetime.now(UTC))
+    typer.echo(f"enabled {user.id}")
 
 
 @user_app.command("password")

@@ -2,7 +2,9 @@
 
 For every finding the engine produced: new ones open (or start waived); known ones are
 refreshed; ``open`` and ``waived`` follow the evaluation; ``accepted`` stays until its
-``accepted_until`` has passed, then reopens; a ``resolved`` one that comes back reopens.
+``accepted_until`` has passed, and a finding an admin waived in the registry stays ``waived``
+until its waiver's ``expires`` has passed, then each follows the evaluation again (reopens);
+a ``resolved`` one that comes back reopens.
 For every active finding the engine did not produce: it is resolved only if the source that
 would show the drift synced ``ok`` last time; otherwise it is kept and flagged ``stale``, so a
 failing connector never turns into an all-clear. Every status change writes a finding_event;
@@ -20,6 +22,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from service.errors import InputError
 from service.findings.model import Finding
+from service.registry.acceptance import registry_waiver_ends
 from service.registry.db import registry_errors, write_transaction
 from service.registry.policy_sets import record_policy_set
 from service.registry.rows import digest64
@@ -63,6 +66,7 @@ class _Stored:
     stale: bool
     agent_id: str | None
     subject: str
+    waiver: dict[str, Any] | None
 
 
 @dataclass(slots=True)
@@ -126,7 +130,7 @@ def _load(conn: Connection, produced: Mapping[str, Finding]) -> dict[str, _Store
     """Every active finding, plus resolved ones the evaluation produced again."""
     table = finding_table
     columns = (table.c.id, table.c.status, table.c.content_hash, table.c.accepted_until,
-               table.c.stale, table.c.agent_id, table.c.subject)
+               table.c.stale, table.c.agent_id, table.c.subject, table.c.waiver)
     stored = {row[0]: _Stored(*row[1:]) for row in conn.execute(
         select(*columns).where(table.c.status.in_(ACTIVE_STATUSES)))}
     unknown = [key for key in produced if key not in stored]
@@ -173,6 +177,8 @@ def _plan_produced(plan: _Plan, finding_id: str, finding: Finding, stored: _Stor
         plan.event(finding_id, None, finding.status, "found by evaluation")
         return
     status, reason = _next_status(stored, finding.status, plan.now)
+    if reason is None and status == "waived" and registry_waiver_ends(stored.waiver):
+        values["waiver"] = stored.waiver  # the evaluation knows only policy files' waivers
     if reason is None:
         plan.counts["kept"] += 1
     else:
@@ -194,6 +200,11 @@ def _next_status(stored: _Stored, evaluated: str, now: datetime) -> tuple[str, s
         if until is not None and until < now:
             return evaluated, f"acceptance expired at {until.isoformat()}"
         return "accepted", None
+    ends = registry_waiver_ends(stored.waiver) if stored.status == "waived" else None
+    if ends is not None:
+        if now < ends:
+            return "waived", None
+        return evaluated, f"registry waiver expired at {ends.isoformat()}"
     if stored.status == evaluated:
         return evaluated, None
     if evaluated == "waived":

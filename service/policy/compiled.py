@@ -143,6 +143,10 @@ class CompiledPolicy:
     def allow_ref(self) -> PolicyRef | None:
         return None if self.policy is None else self.policy.allow_ref
 
+    def cached_verdict(self, scope: str) -> Verdict | None:
+        """The verdict on ``scope`` if it is already known (one dict look-up, no judging)."""
+        return self._verdicts.get(scope)
+
     def verdict(self, scope: str, integration: str) -> Verdict:
         """The policy's verdict on a scope, cached per scope (the hot path of evaluation)."""
         found = self._verdicts.get(scope)

@@ -2,7 +2,8 @@
 
 Pure and deterministic: no I/O, no clock (``now`` is given), output sorted by
 :meth:`Finding.sort_key`. Agents are consumed one at a time from ``view.agents`` (possibly a
-generator over a database cursor), so memory grows with the findings, not with the fleet.
+generator over a database cursor), so memory grows with the findings, not with the fleet;
+:func:`iter_evaluate` hands the findings over agent by agent, so it need not grow at all.
 The meaning of every finding type is documented in ``docs/policies.md``.
 """
 
@@ -11,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from connectors.models import REFERENCE_KINDS
 from service.findings.model import Finding, PolicyRef
-from service.policy.compiled import CLEAN, CompiledPolicy, CompiledSet, CompiledWaiver
+from service.policy.compiled import CLEAN, CompiledPolicy, CompiledSet, CompiledWaiver, Verdict
 from service.policy.model import PolicySet, Setting
 from service.view import AgentView, CredentialView, GrantView, InventoryView, SourceView
 
@@ -59,23 +61,39 @@ class _Findings:
         self.items.append(finding)
         return finding
 
+    def take(self) -> list[Finding]:
+        """The findings collected since the last take."""
+        items, self.items = self.items, []
+        return items
+
 
 def evaluate(view: InventoryView, policy_set: PolicySet, now: datetime) -> list[Finding]:
     """Every finding for ``view`` under ``policy_set`` at ``now``, status open or waived."""
+    findings: list[Finding] = []
+    for batch in iter_evaluate(view, policy_set, now):
+        findings.extend(batch)
+    findings.sort(key=Finding.sort_key)
+    return findings
+
+
+def iter_evaluate(view: InventoryView, policy_set: PolicySet,
+                  now: datetime) -> Iterator[list[Finding]]:
+    """The findings of :func:`evaluate` in batches, unsorted: the sources' first, then each
+    agent's, as the agent is reached. A consumer that handles each batch and lets it go holds one
+    agent's findings at a time instead of the fleet's (hundreds of MB at 100,000 agents)."""
     compiled = policy_set.compiled
     out = _Findings(compiled)
     for source in view.sources:
         _source_finding(out, source, now)
     _apply_waivers(out.items, compiled.unmanaged.waivers, None, now)
+    yield out.take()
     for agent in view.agents:
         rules = compiled.select(agent)
-        start = len(out.items)
         _agent_findings(out, agent, rules, now)
         _grant_findings(out, agent, rules, now)
         _credential_findings(out, agent, rules, view.shared_fingerprints.get, now)
-        _apply_waivers(out.items[start:], rules.waivers, agent, now)
-    out.items.sort(key=Finding.sort_key)
-    return out.items
+        _apply_waivers(out.items, rules.waivers, agent, now)
+        yield out.take()
 
 
 def _source_finding(out: _Findings, source: SourceView, now: datetime) -> None:
@@ -136,11 +154,12 @@ def _recertification(out: _Findings, agent: AgentView, rules: CompiledPolicy,
                       "due_at": iso(reference + every.value)})
 
 
+_SCOPE_OF = attrgetter("scope")
+
+
 def _scope_groups(grants: tuple[GrantView, ...]) -> Iterable[tuple[str, tuple[GrantView, ...]]]:
-    """(scope, its grants) pairs; grouping is needed only when a scope repeats (two
-    credentials giving the same scope), which is rare, so the common case stays cheap."""
-    if len({g.scope for g in grants}) == len(grants):
-        return ((g.scope, (g,)) for g in grants)
+    """(scope, its grants) pairs, for an agent where a scope repeats (two credentials giving
+    the same scope), which is rare; :func:`_grant_findings` handles the common case itself."""
     by_scope: dict[str, list[GrantView]] = {}
     for grant in grants:
         by_scope.setdefault(grant.scope, []).append(grant)
@@ -159,26 +178,46 @@ def _grant_findings(out: _Findings, agent: AgentView, rules: CompiledPolicy,
     unknown: dict[str, list[str]] = {}
     unused_after = rules.unused_after
     unused_before = None if unused_after is None else now - unused_after.value
-    for scope, grants in _scope_groups(agent.grants):
-        integration = grants[0].integration
-        verdict = rules.verdict(scope, integration)
-        if verdict is not CLEAN:
-            if verdict.deny is not None:
-                _denied(out, agent, rules, scope, integration, verdict.deny)
-            if verdict.excess:
-                _excess(out, agent, rules, scope, integration)
-            if verdict.unknown:
-                unknown.setdefault(integration, []).append(scope)
-        if unused_before is not None:
-            last = grants[0].last_used_at if len(grants) == 1 else _last_use(grants)
-            if last is not None and last < unused_before:
-                _unused(out, agent, unused_after, scope, integration, now - last, last)
+    grants = agent.grants
+    if len(set(map(_SCOPE_OF, grants))) == len(grants):
+        # The common case, one grant per scope, in a tight loop (the hot path of evaluation).
+        known = rules.cached_verdict
+        for grant in grants:
+            scope = grant.scope
+            verdict = known(scope) or rules.verdict(scope, grant.integration)
+            if verdict is not CLEAN:
+                _scope_findings(out, agent, rules, scope, grant.integration, verdict, unknown)
+            if unused_before is not None:
+                last = grant.last_used_at
+                if last is not None and last < unused_before:
+                    _unused(out, agent, unused_after, scope, grant.integration, now - last, last)
+    else:
+        for scope, same in _scope_groups(grants):
+            integration = same[0].integration
+            verdict = rules.verdict(scope, integration)
+            if verdict is not CLEAN:
+                _scope_findings(out, agent, rules, scope, integration, verdict, unknown)
+            if unused_before is not None:
+                last = _last_use(same)
+                if last is not None and last < unused_before:
+                    _unused(out, agent, unused_after, scope, integration, now - last, last)
     for integration, scopes in sorted(unknown.items()):
         out.add("unknown_integration", agent=agent, subject=integration,
                 integration=integration, policy=rules.allow_ref,
                 message=(f"integration {integration} is not allowed by {rules.label} "
                          f"({len(scopes)} grant{'s' if len(scopes) != 1 else ''})"),
                 evidence={"scopes": sorted(scopes)})
+
+
+def _scope_findings(out: _Findings, agent: AgentView, rules: CompiledPolicy, scope: str,
+                    integration: str, verdict: Verdict, unknown: dict[str, list[str]]) -> None:
+    """The findings a verdict other than CLEAN raises (unknown integrations are gathered)."""
+    if verdict.deny is not None:
+        _denied(out, agent, rules, scope, integration, verdict.deny)
+    if verdict.excess:
+        _excess(out, agent, rules, scope, integration)
+    if verdict.unknown:
+        unknown.setdefault(integration, []).append(scope)
 
 
 def _denied(out: _Findings, agent: AgentView, rules: CompiledPolicy, scope: str,

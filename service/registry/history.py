@@ -57,7 +57,10 @@ def _held(engine: Engine, agent_id: str, at: datetime | None) -> HeldAccess:
     order = (interval.c.started_at, interval.c.item_id)
     grants = (select(grant.c.id, grant.c.integration, grant.c.scope, grant.c.credential_id,
                      interval.c.started_at, interval.c.ended_at)
-              .join(grant, and_(interval.c.kind == "grant", grant.c.id == interval.c.item_id))
+              .join(grant, and_(interval.c.kind == "grant", grant.c.id == interval.c.item_id,
+                                # Same agent: lets PostgreSQL use the grant's agent index (the
+                                # ids' collations differ, so the primary key alone is not used).
+                                grant.c.agent_id == interval.c.agent_id))
               .where(*conditions).order_by(*order))
     credentials = (select(cred.c.id, cred.c.integration, cred.c.kind, cred.c.fingerprint,
                           interval.c.started_at, interval.c.ended_at)

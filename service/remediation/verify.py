@@ -95,7 +95,8 @@ def _judge(item: Any, present: bool, source: _Source) -> dict[str, Any] | None:
     hint = ""
     if item.kind == "grant" and item.credential_id is None:
         hint = (f"; the grant comes from the agent's configuration in {source.name}, not from "
-                "the revoked credentials: remove it there")
+                "one credential, and the source still reports a way to use it (a credential "
+                "left, or one it cannot rule out): remove it there")
     return {"remediation": "remediation_failed",
             "remediation_note": f"still present after the revoke was done: {seen} lists it"
                                 f"{hint}"}

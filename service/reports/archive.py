@@ -21,6 +21,10 @@ class PreviousReport:
     summary: dict[str, Any]
 
 
+MAX_REPORT_ID = 2**31 - 1
+"""Report ids are 32-bit integers; a larger id cannot exist (and would overflow the driver)."""
+
+
 class ReportNotFoundError(InputError):
     """No archived report has this id (think of it as a 404)."""
 
@@ -78,8 +82,10 @@ def list_reports(*, engine: Engine, name: str | None = None,
 def get_report(*, engine: Engine, report_id: int) -> dict[str, Any]:
     """One archived report with its content; ReportNotFoundError when there is none."""
     table = report_table
-    with registry_errors("reading the report archive failed"), engine.connect() as conn:
-        row = conn.execute(select(table).where(table.c.id == report_id)).first()
+    row = None
+    if 1 <= report_id <= MAX_REPORT_ID:
+        with registry_errors("reading the report archive failed"), engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.id == report_id)).first()
     if row is None:
         raise ReportNotFoundError(f"report {report_id}: no archived report has this id")
     return {**row._mapping, "slot": rfc3339(row.slot),

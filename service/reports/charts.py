@@ -38,8 +38,9 @@ def severity_bars(counts: Mapping[str, int], *, width: int = 360) -> Markup:
 
 
 def trend_line(points: Sequence[Mapping[str, Any]], *, width: int = 560,
-               height: int = 90) -> Markup | None:
-    """Open findings per report (oldest first) as a line with dots; None for fewer than two."""
+               height: int = 90, unit: str = "report") -> Markup | None:
+    """Open findings per report (oldest first) as a line with dots; None for fewer than two.
+    ``unit`` names what one point is (the web dashboard draws one point per day)."""
     values = [point["open"] for point in points if point.get("open") is not None]
     if len(values) < 2:
         return None
@@ -55,10 +56,38 @@ def trend_line(points: Sequence[Mapping[str, Any]], *, width: int = 560,
     last_x, last_y = coordinates[-1]
     return Markup(
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        f"viewBox='0 0 {width} {height}' role='img' aria-label='open findings per report'>"
+        f"viewBox='0 0 {width} {height}' role='img' "
+        f"aria-label='open findings per {escape(unit)}'>"
         f"<line x1='{pad}' y1='{height - pad}' x2='{width - pad}' y2='{height - pad}' "
         f"stroke='#ced4da'/><polyline points='{path}' fill='none' stroke='#1c7ed6' "
         f"stroke-width='2'/>{dots}<text x='{last_x}' y='{max(last_y - 8, 10)}' {FONT} "
         f"text-anchor='end' fill='#212529'>{values[-1]}</text>"
-        f"<text x='{pad}' y='{height - 6}' {FONT} fill='#868e96'>{len(values)} reports</text>"
+        f"<text x='{pad}' y='{height - 6}' {FONT} fill='#868e96'>{len(values)} "
+        f"{escape(unit)}s</text>"
         f"</svg>")
+
+
+def column_bars(counts: Mapping[str, int], *, width: int = 420, height: int = 140,
+                label: str = "count") -> Markup:
+    """One vertical bar per bucket (in the given order), scaled to the largest count, with the
+    count above each bar and the bucket's name below it."""
+    pad_top, pad_bottom = 18, 20
+    biggest = max(counts.values(), default=0) or 1
+    slot = width / max(len(counts), 1)
+    span_ = height - pad_top - pad_bottom
+    parts = [f"<line x1='0' y1='{height - pad_bottom}' x2='{width}' y2='{height - pad_bottom}' "
+             "stroke='#ced4da'/>"]
+    for index, (name, count) in enumerate(counts.items()):
+        bar = round(span_ * count / biggest) if count else 0
+        x, middle = round(index * slot + slot * 0.15, 1), round(index * slot + slot / 2, 1)
+        top = height - pad_bottom - bar
+        parts.append(
+            f"<rect x='{x}' y='{top}' width='{round(slot * 0.7, 1)}' height='{bar}' "
+            f"fill='#1c7ed6'><title>{escape(name)}: {count}</title></rect>"
+            f"<text x='{middle}' y='{top - 4}' {FONT} text-anchor='middle' "
+            f"fill='#212529'>{count}</text>"
+            f"<text x='{middle}' y='{height - 5}' {FONT} text-anchor='middle' "
+            f"fill='#495057'>{escape(name)}</text>")
+    return Markup(f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+                  f"viewBox='0 0 {width} {height}' role='img' "
+                  f"aria-label='{escape(label)}'>{''.join(parts)}</svg>")

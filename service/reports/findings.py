@@ -147,3 +147,12 @@ def active_findings(conn: Connection) -> list[dict[str, Any]]:
         item["owner"] = row.agent_owner
         rows.append(item)
     return rows
+
+
+def top_open_findings(conn: Connection, *, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` most serious open findings, in ``active_findings`` order."""
+    finding = finding_table
+    query = (select(finding).where(finding.c.status == "open")
+             .order_by(_by_severity_first(finding), func.coalesce(finding.c.agent_id, ""),
+                       finding.c.type, finding.c.subject).limit(limit))
+    return [finding_dict(row) for row in conn.execute(query)]

@@ -6,7 +6,9 @@ ended without certifying it (a timeout) starts the next cycle from its own due d
 The task opens ``review_window`` before the cycle is due. No task opens for an agent without
 grants, for one that already has an open campaign task, or for one whose policy names no
 reviewers (counted as ``unassigned``). The task key carries the cycle's due date, so a second
-run opens nothing twice. Everything happens in one transaction.
+run opens nothing twice. Everything happens in one transaction; each reviewer gets one
+assignment notice for the whole run, and the queries grow with batches of 1,000 agents, never
+with each agent or reviewer.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from service.reviews.holdings import (
 )
 from service.reviews.rules import ReviewRules, RulesBook
 from service.reviews.tables import review_task_table
-from service.reviews.tasks import TaskSpec, open_tasks
+from service.reviews.tasks import TaskSpec, assignment_digest, open_tasks
 from service.users.directory import Directory
 
 AGENTS_PER_BATCH = 1_000
@@ -69,11 +71,13 @@ def run_campaigns(*, engine: Engine, policy_set: PolicySet, settings: Settings,
         directory = Directory.load(conn)
         cycles, not_due, unassigned = _due_cycles(conn, book, settings.reviews.review_window, now)
         opened = no_grants = 0
+        digest = assignment_digest()
         for chunk in batches(cycles, AGENTS_PER_BATCH):
             specs = _specs(conn, chunk)
             no_grants += len(chunk) - len(specs)
             opened += open_tasks(conn, specs, directory=directory, settings=settings.reviews,
-                                 now=now)
+                                 now=now, digest=digest)
+        digest.enqueue(connection=conn, now=now)
         if opened:
             append(connection=conn, now=now, events=[AuditEvent(
                 actor=SYSTEM_ACTOR, action="review.campaign", subject=policy_set.version,

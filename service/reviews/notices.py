@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from service.notify.outbox import Notice, enqueue
+from service.notify.outbox import Notice, enqueue_many
 
 CHANNEL = "email"
 MAX_LINES = 200
@@ -42,8 +42,9 @@ class Digest:
         return sorted(self._lines)
 
     def enqueue(self, *, connection: Connection, now: datetime) -> int:
-        """Queue one notice per recipient; returns how many were new."""
-        queued = 0
+        """Queue one notice per recipient (one INSERT per 1,000 recipients); returns how many
+        were new."""
+        notices = []
         for recipient in self.recipients:
             lines = self._lines[recipient]
             refs = sorted(lines)
@@ -51,9 +52,9 @@ class Digest:
             body = "\n".join(lines[ref] for ref in refs[:MAX_LINES])
             if len(refs) > MAX_LINES:
                 body += f"\n... and {len(refs) - MAX_LINES} more"
-            notice = Notice(channel=CHANNEL, recipient=recipient,
-                            subject=self.title.replace("{count}", str(len(refs))), body=body,
-                            event=self.event, dedupe_key=f"{self.key}:{recipient}:{digest}",
-                            payload={"event": self.event, "refs": refs})
-            queued += enqueue(connection=connection, notice=notice, now=now)
-        return queued
+            notices.append(Notice(
+                channel=CHANNEL, recipient=recipient,
+                subject=self.title.replace("{count}", str(len(refs))), body=body,
+                event=self.event, dedupe_key=f"{self.key}:{recipient}:{digest}",
+                payload={"event": self.event, "refs": refs}))
+        return len(enqueue_many(connection=connection, notices=notices, now=now))

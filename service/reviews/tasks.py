@@ -58,11 +58,20 @@ def notice_recipients(directory: Directory, names: Iterable[str], *, owner: str 
     return directory.emails(names, exclude=exclude, roles=DECIDING_ROLES)
 
 
+def assignment_digest() -> Digest:
+    return Digest(event="review.assigned", key="review:assigned",
+                  title="Scopekeeper: {count} review task(s) assigned to you")
+
+
 def open_tasks(conn: Connection, specs: Sequence[TaskSpec], *, directory: Directory,
-               settings: ReviewSettings, now: datetime) -> int:
-    """Insert the tasks with their items and queue one assignment digest per reviewer."""
-    digest = Digest(event="review.assigned", key="review:assigned",
-                    title="Scopekeeper: {count} review task(s) assigned to you")
+               settings: ReviewSettings, now: datetime, digest: Digest | None = None) -> int:
+    """Insert the tasks with their items and queue one assignment digest per reviewer.
+
+    A caller that opens tasks batch by batch passes its own ``digest`` (from
+    :func:`assignment_digest`) and queues it once at the end, so each reviewer gets one notice
+    for the whole run, not one per batch."""
+    queue_now = digest is None
+    digest = assignment_digest() if digest is None else digest
     tasks: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     for spec in specs:
@@ -74,7 +83,8 @@ def open_tasks(conn: Connection, specs: Sequence[TaskSpec], *, directory: Direct
                                      f"items), due {rfc3339(spec.due_at)}: task {spec.id}")
     insert_rows(conn, review_task_table, tasks)
     insert_rows(conn, review_item_table, items)
-    digest.enqueue(connection=conn, now=now)
+    if queue_now:
+        digest.enqueue(connection=conn, now=now)
     return len(tasks)
 
 

@@ -53,26 +53,27 @@ def apply_timeouts(*, engine: Engine, settings: Settings, now: datetime) -> Time
                                                    task.c.due_at <= now)
                                 .order_by(task.c.due_at, task.c.id)))
         directory = Directory.load(conn)
+        digest = Digest(event="review.escalated", key="review:escalated",
+                        title="Scopekeeper: {count} overdue review task(s) escalated to you")
         for chunk in batches(due, TASKS_PER_BATCH):
             escalate = [row for row in chunk if row.on_timeout not in ("revoke", "keep")]
-            counts["escalate"] += _escalate(conn, escalate, directory, settings, now)
+            counts["escalate"] += _escalate(conn, escalate, directory, digest, settings, now)
             for action in ("revoke", "keep"):
                 chosen = [row for row in chunk if row.on_timeout == action]
                 counts[action] += _decide(conn, chosen, action, directory, settings, now)
+        digest.enqueue(connection=conn, now=now)  # one notice per fallback reviewer per run
     return TimeoutResult(escalated=counts["escalate"], revoked=counts["revoke"],
                          kept=counts["keep"])
 
 
-def _escalate(conn: Connection, tasks: list[Any], directory: Directory, settings: Settings,
-              now: datetime) -> int:
+def _escalate(conn: Connection, tasks: list[Any], directory: Directory, digest: Digest,
+              settings: Settings, now: datetime) -> int:
     fresh = [row for row in tasks if row.escalated_at is None]
     if not fresh:
         return 0
     owners = {agent.id: agent.owner for agent in active_agents(conn, {row.agent_id
                                                                         for row in fresh})}
     new_due = now + settings.reviews.escalation_window
-    digest = Digest(event="review.escalated", key="review:escalated",
-                    title="Scopekeeper: {count} overdue review task(s) escalated to you")
     updates, events = [], []
     for row in fresh:
         fallback = list(row.fallback_reviewers)
@@ -94,7 +95,6 @@ def _escalate(conn: Connection, tasks: list[Any], directory: Directory, settings
                      "note": None if fallback else "no fallback reviewers: it stays with its "
                                                    "reviewers"}))
     update_rows(conn, review_task_table, updates)
-    digest.enqueue(connection=conn, now=now)
     append(connection=conn, events=events, now=now)
     return len(fresh)
 

@@ -30,6 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.audit.config_changes import record_configuration
 from service.config import Settings
 from service.errors import ScopekeeperError
 from service.registry.db import create_db_engine, write_transaction
@@ -86,8 +87,11 @@ class SchedulerService:
         raise ScopekeeperError(f"no job named {name!r}; configured jobs: {names}")
 
     def start(self) -> None:
-        """Load the policy set, catch up, then fire jobs on their schedules."""
+        """Record the configuration in the audit log, load the policy set, catch up, then fire
+        jobs on their schedules."""
         self._report_alive(started=True)
+        self._guarded(record_configuration, engine=self.engine, settings=self.settings,
+                      now=self.clock())
         self.reload_policies()
         for job in self.jobs:
             self._scheduler.add_job(self.fire, parse_schedule(job.schedule), args=[job],

@@ -10,7 +10,6 @@ bad input 400, registry trouble 503.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
-    HTMLResponse,
     JSONResponse,
     RedirectResponse,
     Response,
@@ -36,22 +35,35 @@ from service.auth.sessions import SessionPolicy
 from service.auth.tokens import TokenNotFoundError
 from service.config import Settings
 from service.errors import InputError, ScopekeeperError
-from service.findings.model import SEVERITIES
 from service.ops.health import readiness
 from service.ops.metrics import render_metrics
-from service.output.report import FindingsReport, policy_place
+from service.output.report import FindingsReport
 from service.plan.export import inventory_chunks
+from service.registry.acceptance import FindingNotFoundError
 from service.registry.db import create_db_engine
 from service.registry.queries import latest_policy_set, list_findings
+from service.reports.archive import ReportNotFoundError
 from service.reviews.decisions import ReviewNotFoundError, ReviewRefusedError
 from service.scheduler.runs import recent_runs
 from service.users.accounts import UserNotFoundError
+from service.web.admin import add_admin_routes
 from service.web.agents import add_agent_routes
+from service.web.api_grants import add_grant_routes
+from service.web.api_models import (
+    ERRORS,
+    JobRunsOut,
+    document_api_errors,
+    inventory_response_schema,
+)
+from service.web.api_policies import add_policy_api_routes
 from service.web.audit import add_audit_routes
+from service.web.credentials import add_credential_routes
+from service.web.dashboard import add_dashboard_routes
 from service.web.findings import add_finding_routes
 from service.web.login import add_login_routes
 from service.web.pages import page
 from service.web.policies import add_policy_routes
+from service.web.reports import add_report_routes
 from service.web.reviews import add_review_routes
 from service.web.security import ForbiddenError, NotSignedInError, require, session_signer
 from service.web.sources import add_source_routes
@@ -70,7 +82,8 @@ SECURITY_HEADERS = {
 }
 
 
-NOT_FOUND = (ReviewNotFoundError, UserNotFoundError, TokenNotFoundError)
+NOT_FOUND = (ReviewNotFoundError, UserNotFoundError, TokenNotFoundError,
+             FindingNotFoundError, ReportNotFoundError)
 VIEWER = Depends(require("viewer"))
 
 
@@ -110,8 +123,15 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
     add_agent_routes(app)
     add_source_routes(app)
     add_policy_routes(app)
+    add_policy_api_routes(app)
+    add_grant_routes(app)
     add_audit_routes(app)
+    add_dashboard_routes(app)
+    add_credential_routes(app)
+    add_report_routes(app)
+    add_admin_routes(app)
     _add_routes(app)
+    document_api_errors(app)
     return app
 
 
@@ -142,6 +162,10 @@ def _add_edges(app: FastAPI) -> None:
             status = 400
         return _error(request, str(exc), status)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return _error(request, _validation_message(exc), 400)
+
     @app.exception_handler(NotSignedInError)
     async def not_signed_in(request: Request, _exc: NotSignedInError) -> Response:
         if _is_api(request):
@@ -153,6 +177,17 @@ def _add_edges(app: FastAPI) -> None:
     @app.exception_handler(ForbiddenError)
     async def forbidden(request: Request, exc: ForbiddenError) -> Response:
         return _error(request, str(exc), 403)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's first validation error as one sentence naming the parameter or field."""
+    errors = exc.errors()
+    if not errors:
+        return "the request is invalid"
+    first = errors[0]
+    place = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{place}: {first.get('msg', 'invalid value')}{more}"
 
 
 def _is_api(request: Request) -> bool:
@@ -169,26 +204,10 @@ def _error(request: Request, message: str, status: int) -> Response:
 def _add_routes(app: FastAPI) -> None:
     engine: Engine = app.state.engine
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[VIEWER])
-    def index(request: Request) -> Response:
-        report = _report(engine, statuses=["open"])
-        rows = [{**finding, "place": policy_place(finding)} for finding in report.ordered()]
-        by_severity = Counter(row["severity"] for row in rows)
-        return page(request, "index.html", {
-            "report": report, "summary": report.summary(), "findings": rows,
-            "by_severity": [(name, by_severity[name]) for name in reversed(SEVERITIES)],
-            "by_type": sorted(Counter(row["type"] for row in rows).items())})
-
-    @app.get("/api/v1/findings", dependencies=[VIEWER])
-    def findings(status: list[str] = Query(default=["open", "waived"])) -> dict[str, Any]:
-        """Findings in the shape of ``check --format json`` (DESIGN §5), filtered by status."""
-        unknown = sorted(set(status) - set(FINDING_STATUSES))
-        if unknown:
-            raise InputError(f"status: {unknown[0]!r} is not one of "
-                             f"{', '.join(FINDING_STATUSES)}")
-        return _report(engine, statuses=status).document()
-
-    @app.get("/api/v1/inventory", response_class=StreamingResponse, dependencies=[VIEWER])
+    @app.get("/api/v1/inventory", response_class=StreamingResponse, dependencies=[VIEWER],
+             responses={**ERRORS, 200: {"description": "the inventory snapshot (DESIGN §3)",
+                                        "content": {"application/json": {
+                                            "schema": inventory_response_schema()}}}})
     def inventory() -> StreamingResponse:
         """The registry's current inventory as a snapshot (DESIGN §3), streamed; what
         ``scopekeeper plan --server URL`` evaluates a policy change against."""
@@ -210,8 +229,9 @@ def _add_routes(app: FastAPI) -> None:
     def metrics() -> Response:
         return Response(render_metrics(engine=engine), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/v1/jobs", dependencies=[VIEWER])
-    def jobs(job: str | None = None,
+    @app.get("/api/v1/jobs", dependencies=[VIEWER], response_model=JobRunsOut,
+             responses=ERRORS)
+    def jobs(job: str | None = Query(None, description="only this job's runs"),
              limit: int = Query(default=50, ge=1, le=1000)) -> dict[str, Any]:
         """Recent job runs (newest first): job, slot, attempt, start, end, outcome, detail."""
         return {"runs": recent_runs(engine=engine, job=job, limit=limit)}

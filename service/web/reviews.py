@@ -7,18 +7,72 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import FormData
 
 from service.errors import InputError
 from service.reviews.decisions import Decision, DecisionResult, decide, decide_all
-from service.reviews.queries import get_task, list_tasks
+from service.reviews.queries import TASK_STATUSES, get_task, list_tasks
+from service.web.api_models import ERRORS
+from service.web.cursor import CursorPage, PageRequest, decode_cursor, encode_cursor, page_request
 from service.web.pages import page
 from service.web.security import Principal, check_csrf, now_of, require
 
 OPEN_STATUSES = ("open",)
+
+
+class TaskOut(BaseModel):
+    id: str
+    kind: str
+    agent: str
+    policy: str | None
+    status: str = Field(description=", ".join(TASK_STATUSES))
+    reviewers: list[str]
+    fallback_reviewers: list[str]
+    assigned_to: list[str] = Field(description="who may decide it now")
+    not_owner: bool
+    on_timeout: str
+    reason: str
+    opened_at: str
+    due_at: str
+    escalated_at: str | None
+    decided_at: str | None
+    outcome: str | None
+    closed_at: str | None
+
+
+class TaskItemOut(BaseModel):
+    id: int
+    kind: str = Field(description="grant or credential")
+    item: str = Field(description="the grant's or credential's id")
+    integration: str | None
+    subject: str
+    credential: str | None
+    policy_status: str | None
+    details: dict[str, Any]
+    findings: list[dict[str, Any]]
+    last_used_at: str | None
+    first_seen_at: str | None
+    decision: str | None
+    justification: str | None
+    keep_until: str | None
+    decided_by: str | None
+    decided_at: str | None
+    remediation: str | None
+    remediation_note: str | None
+
+
+class TaskDetailOut(TaskOut):
+    items: list[TaskItemOut]
+
+
+class DecideOut(BaseModel):
+    task: str
+    decided: int = Field(description="items decided by this call")
+    status: str = Field(description="the task's status afterwards")
+    undecided: int
 
 
 class DecisionIn(BaseModel):
@@ -38,27 +92,32 @@ class DecideIn(BaseModel):
 def add_review_routes(app: FastAPI) -> None:
     reviewer = require("reviewer")
 
-    @app.get("/api/v1/tasks")
-    def tasks(request: Request, status: list[str] = Query(default=["open"]),
-              everyone: bool = False) -> dict[str, Any]:
-        """Review tasks the caller may decide; an admin may ask for everyone's."""
+    @app.get("/api/v1/tasks", response_model=CursorPage[TaskOut], responses=ERRORS)
+    def tasks(request: Request,
+              status: list[str] = Query(default=["open"], description=(
+                  f"only tasks in these statuses: {', '.join(TASK_STATUSES)}")),
+              everyone: bool = Query(False, description="admins: everyone's tasks"),
+              page: PageRequest = Depends(page_request)) -> CursorPage[dict[str, Any]]:
+        """Review tasks the caller may decide, by due date then id; an admin may ask for
+        everyone's."""
         who = reviewer(request)
         mine = None if everyone and who.role == "admin" else who.user_id
-        return {"tasks": list_tasks(engine=request.app.state.engine, statuses=status,
-                                    reviewer=mine)}
+        rows = list_tasks(engine=request.app.state.engine, statuses=status, reviewer=mine)
+        return task_page(rows, request=page)
 
-    @app.get("/api/v1/tasks/{task_id}")
+    @app.get("/api/v1/tasks/{task_id}", response_model=TaskDetailOut, responses=ERRORS)
     def task(request: Request, task_id: str) -> dict[str, Any]:
+        """One task with its items."""
         reviewer(request)
         return get_task(engine=request.app.state.engine, task_id=task_id)
 
-    @app.post("/api/v1/tasks/{task_id}/decide")
-    def decide_api(request: Request, task_id: str, body: DecideIn) -> dict[str, Any]:
+    @app.post("/api/v1/tasks/{task_id}/decide", response_model=DecideOut, responses=ERRORS)
+    def decide_api(request: Request, task_id: str, body: DecideIn) -> DecideOut:
         """Record decisions as the caller; 403 when the task is not theirs to decide."""
         who = reviewer(request)
         result = _decide(request, who, task_id, body)
-        return {"task": result.task_id, "decided": result.decided, "status": result.status,
-                "undecided": result.undecided}
+        return DecideOut(task=result.task_id, decided=result.decided, status=result.status,
+                         undecided=result.undecided)
 
     @app.get("/reviews", response_class=HTMLResponse, include_in_schema=False)
     def my_reviews(request: Request) -> Response:
@@ -78,6 +137,28 @@ def add_review_routes(app: FastAPI) -> None:
         body = _form_decisions(form)
         result = _decide(request, who, task_id, body)
         return RedirectResponse(f"/reviews?done={result.task_id}", status_code=303)
+
+
+def task_page(rows: list[dict[str, Any]], *, request: PageRequest) -> CursorPage[dict[str, Any]]:
+    """The page of ``rows`` (ordered by due date, then id) after the request's cursor. The
+    reviewer filter runs in Python (group membership), so the keyset does too."""
+    if request.cursor is not None:
+        after = _task_key(decode_cursor(request.cursor, width=2))
+        rows = [row for row in rows if _task_key((row["due_at"], row["id"])) > after]
+    more = len(rows) > request.limit
+    rows = rows[:request.limit]
+    last = rows[-1] if rows else None
+    return CursorPage[dict[str, Any]](
+        items=rows, next_cursor=encode_cursor((last["due_at"], last["id"]))
+        if more and last else None)
+
+
+def _task_key(key: tuple[Any, ...]) -> tuple[datetime, str]:
+    due, task_id = key
+    try:
+        return datetime.fromisoformat(str(due)), str(task_id)
+    except ValueError:
+        raise InputError("cursor: not a cursor this API returned") from None
 
 
 def _decide(request: Request, who: Principal, task_id: str, body: DecideIn) -> DecisionResult:
