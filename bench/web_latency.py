@@ -603,12 +603,14 @@ def summary(runs: Sequence[DatabaseRun]) -> list[str]:
     return lines
 
 
-def report(runs: Sequence[DatabaseRun], scale: Scale, reviewer_tasks: str) -> str:
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    header = (f"web latency, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {scale.name} fleet: "
+def report(runs: Sequence[DatabaseRun], scale: Scale, reviewer_tasks: str, *,
+           started: datetime, load_before: Sequence[float]) -> str:
+    load = ", ".join(f"{value:.2f}" for value in load_before)
+    after = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    header = (f"web latency, started {started:%Y-%m-%d %H:%M} UTC, {scale.name} fleet: "
               f"{scale.agents:,} agents, {scale.grants:,} grants, {scale.credentials:,} "
               f"credentials, {scale.policies:,} policies; {reviewer_tasks}; "
-              f"load average before: {load}")
+              f"load average at the start {load}, at the end {after}")
     return "\n".join([header, "", text_table(runs), "", *summary(runs), "",
                       "Markdown:", "", markdown_table(runs), ""])
 
@@ -672,6 +674,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    started, load_before = datetime.now(UTC), os.getloadavg()
     try:
         runs, scale = run(args)
     except (RuntimeError, OperationalError, OSError) as exc:
@@ -679,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tasks = (f"the reviewer has the tasks of {args.reviewer_teams} team(s) "
              f"(~{scale.agents * args.reviewer_teams // scale.policies:,})")
-    print(report(runs, scale, tasks))
+    print(report(runs, scale, tasks, started=started, load_before=load_before))
     failed = any(stats.error_count for run_ in runs for stats in run_.pages)
     missed = any(run_.target_missed() for run_ in runs if run_.label == "postgres")
     return 1 if failed or missed else 0

@@ -471,9 +471,9 @@ def _quick_agent(raw: Any) -> AgentRecord | None:
 
 @lru_cache(maxsize=65536)
 def _scope_integration(scope: str) -> str | None:
-    """The integration a well-formed scope starts with; None for a malformed one."""
+    """The integration a well-formed scope starts with (interned); None for a malformed one."""
     if 3 <= len(scope) <= 1024 and _SCOPE(scope):
-        return scope.partition(":")[0]
+        return sys.intern(scope.partition(":")[0])
     return None
 
 
@@ -577,15 +577,16 @@ def _plain_grants(text: str) -> list[tuple[str, GrantView]]:
     records: list[tuple[str, GrantView]] = []
     append, utc, scope_integration = records.append, _utc_from_text, _scope_integration
     view, shared = GrantView, sys.intern
+    undecided = _UNDECIDED
     for grant in _GRANTS.decode(text):
-        integration, scope, last_used_at = grant.integration, grant.scope, grant.last_used_at
-        if last_used_at is not None:
-            last_used_at = utc(last_used_at)
-        if scope_integration(scope) != integration or last_used_at is _UNDECIDED:
+        scope, last_used_at, credential = grant.scope, grant.last_used_at, grant.credential
+        integration = scope_integration(scope)
+        if integration != grant.integration:
             raise _NotPlain
-        credential = grant.credential
-        append((grant.agent, view(shared(integration), scope,
-                                  None if credential is None else shared(credential),
+        if last_used_at is not None and (last_used_at := utc(last_used_at)) is undecided:
+            raise _NotPlain
+        append((grant.agent, view(integration, scope,
+                                  credential if credential is None else shared(credential),
                                   last_used_at)))
     return records
 
@@ -653,8 +654,9 @@ class _ViewBuilder:
         self._credentials: defaultdict[str, list[CredentialView]] = defaultdict(list)
         self._credential_ids: set[str] = set()
         self._holders: defaultdict[str, set[str]] = defaultdict(set)
-        self._unresolved: dict[tuple[str, str], tuple[int, int, str, str]] = {}
-        """(kind, id) referred to before it appeared -> (rank, index, item kind, item name)."""
+        self._unresolved: dict[str, dict[str, tuple[int, int, str, str]]] = {
+            "agent": {}, "credential": {}}
+        """Kind -> id referred to before it appeared -> (rank, index, item kind, item name)."""
 
     # Raw JSON items: the quick check, or the model deciding (and naming the error).
     def add_raw_agents(self, start: int, batch: list[Any]) -> None:
@@ -686,20 +688,22 @@ class _ViewBuilder:
             self.add_agent(index, record)
 
     def add_checked_grants(self, start: int, records: list[tuple[str, GrantView]]) -> None:
-        agents, credential_ids, unresolved = self._agents, self._credential_ids, self._unresolved
-        grants = self._grants
+        agents, credential_ids, grants = self._agents, self._credential_ids, self._grants
+        unknown_agents, unknown_credentials = self._unresolved["agent"], \
+            self._unresolved["credential"]
         for index, (agent, view) in enumerate(records, start):
-            if agent not in agents and ("agent", agent) not in unresolved:
-                unresolved["agent", agent] = (1, index, "grant", view.scope)
+            if agent not in agents and agent not in unknown_agents:
+                unknown_agents[agent] = (1, index, "grant", view.scope)
             credential = view.credential
             if (credential is not None and credential not in credential_ids
-                    and ("credential", credential) not in unresolved):
-                unresolved["credential", credential] = (1, index, "grant", view.scope)
+                    and credential not in unknown_credentials):
+                unknown_credentials[credential] = (1, index, "grant", view.scope)
             grants[agent].append(view)
 
     def add_checked_credentials(self, start: int,
                                 records: list[tuple[str, CredentialView]]) -> None:
-        agents, credential_ids, unresolved = self._agents, self._credential_ids, self._unresolved
+        agents, credential_ids, unknown_agents = self._agents, self._credential_ids, \
+            self._unresolved["agent"]
         credentials, holders = self._credentials, self._holders
         for index, (agent, view) in enumerate(records, start):
             if view.id in credential_ids:
@@ -708,9 +712,9 @@ class _ViewBuilder:
             credential_ids.add(view.id)
             if agent not in agents:
                 # The models check credentials before grants: a credential's report comes first.
-                earlier = unresolved.get(("agent", agent))
+                earlier = unknown_agents.get(agent)
                 if earlier is None or earlier[2] == "grant":
-                    unresolved["agent", agent] = (0, index, "credential", view.id)
+                    unknown_agents[agent] = (0, index, "credential", view.id)
             credentials[agent].append(view)
             if view.fingerprint is not None:
                 holders[view.fingerprint].add(agent)
@@ -747,8 +751,8 @@ class _ViewBuilder:
 
     def _check_references(self) -> None:
         known = {"agent": self._agents, "credential": self._credential_ids}
-        broken = [(*first, kind, target) for (kind, target), first in self._unresolved.items()
-                  if target not in known[kind]]
+        broken = [(*first, kind, target) for kind, firsts in self._unresolved.items()
+                  for target, first in firsts.items() if target not in known[kind]]
         if broken:
             _, index, item, name, kind, target = min(broken)
             field = "grants" if item == "grant" else "credentials"

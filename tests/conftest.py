@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
@@ -14,6 +15,19 @@ def missing_part(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required part missing under CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request, monkeypatch):
+    """Argon2id at its cheapest parameters in-process, so the hundreds of web tests that add
+    users and log in do not spend most of their time hashing; a test marked ``real_argon2``
+    keeps the production parameters (subprocesses always do)."""
+    if request.node.get_closest_marker("real_argon2") is None:
+        from argon2 import PasswordHasher, profiles
+
+        from service.auth import passwords
+        monkeypatch.setattr(passwords, "_HASHER",
+                            PasswordHasher.from_parameters(profiles.CHEAPEST))
 
 
 # --- registry databases (added by the registry part) ---------------------------------------
@@ -28,8 +42,6 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'registry.db'}"
         return
-    import uuid
-
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 

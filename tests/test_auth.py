@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from argon2 import extract_parameters, profiles
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -32,11 +33,13 @@ def engine(registry_engine):
     return registry_engine
 
 
+@pytest.mark.real_argon2
 def test_passwords_are_argon2id_and_checked_by_id_or_email(engine):
     set_password(engine=engine, user_id="alice", password=PASSWORD, actor="test", now=NOW)
     with engine.connect() as conn:
         stored = conn.execute(select(password_table.c.hash)).scalar_one()
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert extract_parameters(stored) == profiles.RFC_9106_LOW_MEMORY  # 64 MiB, t=3, p=4
     assert check_password(engine=engine, login="alice", password=PASSWORD).id == "alice"
     assert check_password(engine=engine, login="alice@example.org", password=PASSWORD).id \
         == "alice"

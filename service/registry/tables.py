@@ -60,7 +60,7 @@ class AgentRow(SQLModel, table=True):
     id: str = Field(primary_key=True, sa_type=key_type())
     source: str = Field(foreign_key="source.name", index=True, sa_type=key_type())
     name: str = Field(sa_type=String(512))
-    owner: str | None = Field(default=None, sa_type=String(512))
+    owner: str | None = Field(default=None, index=True, sa_type=String(512))
     labels: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
     first_seen_at: datetime = Field(sa_type=UtcDateTime)
     removed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -155,7 +155,8 @@ class FindingRow(SQLModel, table=True):
     """One piece of drift with its lifecycle (DESIGN §5); ``id`` hashes (type, agent, subject)."""
 
     __tablename__ = "finding"
-    __table_args__ = (Index("ix_finding_agent_id_type", "agent_id", "type"),)
+    __table_args__ = (Index("ix_finding_agent_id_type", "agent_id", "type"),
+                      Index("ix_finding_agent_id_status", "agent_id", "status"))
 
     id: str = Field(primary_key=True, sa_type=String(64))
     type: str = Field(sa_type=String(32))
@@ -191,7 +192,7 @@ class FindingEventRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     finding_id: str = Field(foreign_key="finding.id", index=True, sa_type=String(64))
-    at: datetime = Field(sa_type=UtcDateTime)
+    at: datetime = Field(index=True, sa_type=UtcDateTime)
     from_status: str | None = Field(default=None, sa_type=String(16))
     to_status: str = Field(sa_type=String(16))
     actor: str = Field(sa_type=String(256))

@@ -4,23 +4,29 @@ a task that is not theirs (``ReviewRefusedError``, mapped to 403)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine
 from starlette.datastructures import FormData
 
 from service.errors import InputError
+from service.registry.queries import rfc3339
 from service.reviews.decisions import Decision, DecisionResult, decide, decide_all
-from service.reviews.queries import TASK_STATUSES, get_task, list_tasks
+from service.reviews.queries import TASK_STATUSES, get_task, get_tasks, list_task_keys
 from service.web.api_models import ERRORS
 from service.web.cursor import CursorPage, PageRequest, decode_cursor, encode_cursor, page_request
+from service.web.page_numbers import page_numbers, page_query
 from service.web.pages import page
 from service.web.security import Principal, check_csrf, now_of, require
 
 OPEN_STATUSES = ("open",)
+PAGE_SIZE = 10
+"""Tasks per page of "my reviews": each shows all its items, so a page stays a few hundred rows."""
 
 
 class TaskOut(BaseModel):
@@ -102,8 +108,9 @@ def add_review_routes(app: FastAPI) -> None:
         everyone's."""
         who = reviewer(request)
         mine = None if everyone and who.role == "admin" else who.user_id
-        rows = list_tasks(engine=request.app.state.engine, statuses=status, reviewer=mine)
-        return task_page(rows, request=page)
+        engine = request.app.state.engine
+        keys = list_task_keys(engine=engine, statuses=status, reviewer=mine)
+        return task_page(engine, keys, request=page)
 
     @app.get("/api/v1/tasks/{task_id}", response_model=TaskDetailOut, responses=ERRORS)
     def task(request: Request, task_id: str) -> dict[str, Any]:
@@ -120,13 +127,19 @@ def add_review_routes(app: FastAPI) -> None:
                          undecided=result.undecided)
 
     @app.get("/reviews", response_class=HTMLResponse, include_in_schema=False)
-    def my_reviews(request: Request) -> Response:
+    def my_reviews(request: Request, page_number: int = 1) -> Response:
+        """The caller's open tasks, oldest due first, ``PAGE_SIZE`` to a page."""
         who = reviewer(request)
         engine = request.app.state.engine
-        open_tasks = [get_task(engine=engine, task_id=one["id"]) for one in
-                      list_tasks(engine=engine, statuses=OPEN_STATUSES, reviewer=who.user_id)]
-        return page(request, "reviews.html", {"tasks": open_tasks,
-                                              "done": request.query_params.get("done")})
+        keys = list_task_keys(engine=engine, statuses=OPEN_STATUSES, reviewer=who.user_id)
+        shown = ReviewPage.of(len(keys), page_number)
+        start = (shown.page - 1) * PAGE_SIZE
+        tasks = get_tasks(engine=engine, task_ids=[task_id for _, task_id in
+                                                   keys[start:start + PAGE_SIZE]])
+        return page(request, "reviews.html", {
+            "tasks": tasks, "done": request.query_params.get("done"), "result": shown,
+            "numbers": page_numbers(shown.page, shown.pages),
+            "query": lambda number: page_query({}, page_number=number)})
 
     @app.post("/reviews/{task_id}", include_in_schema=False)
     async def decide_form(request: Request, task_id: str) -> Response:
@@ -136,17 +149,37 @@ def add_review_routes(app: FastAPI) -> None:
         check_csrf(who, _text(form, "csrf_token"))
         body = _form_decisions(form)
         result = _decide(request, who, task_id, body)
-        return RedirectResponse(f"/reviews?done={result.task_id}", status_code=303)
+        number = _text(form, "page_number")
+        back = page_query({}, page_number=number if number.isdigit() else "",
+                          done=result.task_id)
+        return RedirectResponse(f"/reviews?{back}", status_code=303)
 
 
-def task_page(rows: list[dict[str, Any]], *, request: PageRequest) -> CursorPage[dict[str, Any]]:
-    """The page of ``rows`` (ordered by due date, then id) after the request's cursor. The
-    reviewer filter runs in Python (group membership), so the keyset does too."""
+@dataclass(frozen=True)
+class ReviewPage:
+    total: int
+    page: int
+    pages: int
+
+    @classmethod
+    def of(cls, total: int, number: int) -> ReviewPage:
+        """A page past the last shows the last (deciding a task can remove the last page)."""
+        pages = max(1, -(-total // PAGE_SIZE))
+        return cls(total=total, page=min(max(number, 1), pages), pages=pages)
+
+
+def task_page(engine: Engine, keys: list[tuple[datetime, str]], *,
+              request: PageRequest) -> CursorPage[dict[str, Any]]:
+    """The page of tasks after the request's cursor, from ``keys`` (``(due_at, id)`` in order,
+    from ``list_task_keys``); only that page's tasks are read whole. The reviewer filter runs
+    in Python (group membership), so the keyset does too."""
+    keyed = [(_task_key((rfc3339(due), task_id)), task_id) for due, task_id in keys]
     if request.cursor is not None:
         after = _task_key(decode_cursor(request.cursor, width=2))
-        rows = [row for row in rows if _task_key((row["due_at"], row["id"])) > after]
-    more = len(rows) > request.limit
-    rows = rows[:request.limit]
+        keyed = [(key, task_id) for key, task_id in keyed if key > after]
+    more = len(keyed) > request.limit
+    rows = get_tasks(engine=engine, task_ids=[task_id for _, task_id in keyed[:request.limit]],
+                     items=False)
     last = rows[-1] if rows else None
     return CursorPage[dict[str, Any]](
         items=rows, next_cursor=encode_cursor((last["due_at"], last["id"]))
