@@ -35,6 +35,7 @@ import math
 import os
 import random
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -312,15 +313,17 @@ def app_from_env():  # uvicorn's factory, called in the server process only
 
 
 @contextmanager
-def serving(*, database_url: str, policies: Path, scale: Scale, log: Path) -> Iterator[str]:
+def serving(*, database_url: str, policies: Path, scale: Scale, log: Path,
+            workers: int = 1) -> Iterator[str]:
     """uvicorn in a subprocess on a free loopback port; yields the base URL once /healthz
     answers. The server's output goes to ``log``."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("SCOPEKEEPER_")}
-    env.update({ENV_DATABASE: database_url, ENV_POLICIES: str(policies), ENV_SCALE: scale.name})
+    env.update({ENV_DATABASE: database_url, ENV_POLICIES: str(policies), ENV_SCALE: scale.name,
+                "SCOPEKEEPER_SESSION_KEY": secrets.token_urlsafe(32)})  # shared by the workers
     command = [sys.executable, "-m", "uvicorn", "bench.web_latency:app_from_env", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-               "--no-access-log"]
+               "--no-access-log", "--workers", str(workers)]
     base = f"http://127.0.0.1:{port}"
     with open(log, "w", encoding="utf-8") as out:
         server = subprocess.Popen(command, cwd=REPO, env=env, stdout=out,
@@ -528,11 +531,11 @@ def drop_postgres_database(server_url: str, database: str) -> None:
 # --- one run ----------------------------------------------------------------------------------
 
 def measure(*, label: str, database_url: str, fixture: Fixture, clients: int,
-            seconds: float) -> DatabaseRun:
+            seconds: float, workers: int = 1) -> DatabaseRun:
     accounts = [Account(REVIEWER, PASSWORD, "reviewer"), Account(VIEWER, PASSWORD, "viewer")]
     log = fixture.directory / f"server-{label}.log"
     with serving(database_url=database_url, policies=fixture.policies, scale=fixture.scale,
-                 log=log) as base:
+                 log=log, workers=workers) as base:
         print(f"{label}: {clients} clients for {seconds:g} s against {base}", file=sys.stderr)
         pages, window = drive(base_url=base, pages=fleet_pages(fixture.scale),
                               accounts=accounts, clients=clients, seconds=seconds)
@@ -634,7 +637,8 @@ def run(args: argparse.Namespace) -> tuple[list[DatabaseRun], Scale]:
     for label, prepare in targets:
         url = prepare()
         runs.append(measure(label=label, database_url=url, fixture=fixture,
-                            clients=args.clients, seconds=args.seconds))
+                            clients=args.clients, seconds=args.seconds,
+                            workers=args.workers))
     return runs, scale
 
 
@@ -653,6 +657,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"or {PG_DATABASE}_<scale> for other scales)")
     parser.add_argument("--only", choices=("sqlite", "postgres"), default=None)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes (as `scopekeeper serve --workers N`)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="measured time per database (default 60, --quick 3)")
     parser.add_argument("--scale", choices=sorted(SCALES), default="large")
@@ -667,7 +673,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.scale = "tiny"
     if args.seconds is None:
         args.seconds = 3.0 if args.quick else 60.0
-    if args.clients < 1 or args.seconds <= 0 or args.reviewer_teams < 1:
+    if args.workers < 1 or args.clients < 1 or args.seconds <= 0 or args.reviewer_teams < 1:
         parser.error("--clients, --seconds and --reviewer-teams must be positive")
     return args
 

@@ -26,6 +26,7 @@ from service.cli.users import user_app
 from service.pipeline import sync
 from service.registry.db import upgrade
 from service.web.app import create_app
+from service.web.workers import check_shared_session_key, serve_with_workers
 
 app = typer.Typer(
     name="scopekeeper",
@@ -81,13 +82,22 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="Port to listen on."),
     no_scheduler: bool = typer.Option(False, "--no-scheduler",
                                       help="Serve only (web replicas); workers run the jobs."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Web server processes; more than one needs "
+                                     "$SCOPEKEEPER_SESSION_KEY."),
 ) -> None:
     """Upgrade the registry, sync the configured connectors once, then serve the web app."""
     settings = settings_from(ctx)
+    check_shared_session_key(workers)  # refuse before any work
     upgrade(settings.database_url)
     code = report_sync(sync(settings=settings, now=datetime.now(UTC)))
     if code != 0:
         print_error("serving anyway; the page and /readyz show what is missing")
     scheduler = scheduler_for_serve(settings, enabled=not no_scheduler)
+    if workers > 1:
+        serve_with_workers(settings=settings, config_path=ctx.obj.config_path,
+                           host=host or settings.host, port=port or settings.port,
+                           workers=workers, scheduler=scheduler)
+        return
     app = create_app(settings, scheduler=scheduler, first_admin=True)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port)

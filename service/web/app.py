@@ -97,7 +97,7 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if first_admin:
-            _announce_first_admin(engine)
+            announce_first_admin(engine)
         if scheduler is not None:
             scheduler.start()
         yield
@@ -135,7 +135,7 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
     return app
 
 
-def _announce_first_admin(engine: Engine) -> None:
+def announce_first_admin(engine: Engine) -> None:
     password = ensure_first_admin(engine=engine, now=datetime.now(UTC))
     if password is not None:
         print("scopekeeper: no users yet, so a first admin was created.\n"
