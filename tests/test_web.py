@@ -137,13 +137,18 @@ def test_serve_upgrades_syncs_the_demo_and_serves_it(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
             assert response.status == 200
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        interrupt(server)
     assert (tmp_path / "registry.db").exists() and settings.database_url.endswith("registry.db")
+
+
+def interrupt(server: subprocess.Popen, *, timeout: float = 20) -> None:
+    """Stop a ``scopekeeper serve`` process as Ctrl-C would, killing it if it hangs."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _wait_for_page(url: str, server: subprocess.Popen, token: str) -> str:

@@ -12,15 +12,16 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from service.audit.log import AuditEvent, append
-from service.auth.tables import password_table, session_table
+from service.auth.tables import password_table
 from service.errors import InputError
 from service.registry.db import registry_errors, write_transaction
 from service.users.accounts import (
     ROLES,
     User,
+    end_user_sessions,
     get_user,
     insert_user,
     list_users,
@@ -66,9 +67,7 @@ def store_password(conn: Connection, *, user_id: str, digest: str, actor: str,
     the old password is signed out), audit."""
     conn.execute(delete(password_table).where(password_table.c.user_id == user_id))
     conn.execute(insert(password_table).values(user_id=user_id, hash=digest, set_at=now))
-    conn.execute(update(session_table).where(session_table.c.user_id == user_id,
-                                             session_table.c.ended_at.is_(None))
-                 .values(ended_at=now))
+    end_user_sessions(conn, user_id=user_id, now=now)
     append(connection=conn, now=now, events=[AuditEvent(
         actor=actor, action="user.password_set", subject=user_id)])
 

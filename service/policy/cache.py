@@ -51,7 +51,10 @@ def _code_fingerprint() -> bytes:
 
     digest = hashlib.sha256(_FORMAT)
     here = Path(__file__).resolve().parent
-    for path in sorted([*here.glob("*.py"), *here.glob("*.json")]):
+    root = here.parent.parent
+    outside = [root / "service" / "config.py", root / "service" / "findings" / "model.py",
+               root / "connectors" / "integrations.py"]  # durations, finding types, scopes
+    for path in [*sorted([*here.glob("*.py"), *here.glob("*.json")]), *outside]:
         digest.update(f"{path.name}\0".encode())
         digest.update(path.read_bytes())
     digest.update(repr((sys.version, yaml.__version__, ruamel.yaml.__version__,

@@ -89,9 +89,7 @@ def disable_user(*, engine: Engine, user_id: str, actor: str, now: datetime) -> 
             _keep_an_admin(conn, user_id, what="disabled")
         conn.execute(update(user_table).where(user_table.c.id == user_id)
                      .values(disabled=True, disabled_at=now))
-        conn.execute(update(session_table).where(session_table.c.user_id == user_id,
-                                                 session_table.c.ended_at.is_(None))
-                     .values(ended_at=now))
+        end_user_sessions(conn, user_id=user_id, now=now)
         append(connection=conn, now=now, events=[AuditEvent(
             actor=actor, action="user.disabled", subject=user_id)])
     return replace(user, disabled=True)
@@ -251,3 +249,10 @@ def _refuse_group_clashes(conn: Connection, user: User) -> None:
         if clash:
             raise InputError(f"groups: {clash[0]!r} is the id of a user; reviewers name users "
                              "and groups alike, so the names must differ")
+
+
+def end_user_sessions(conn: Connection, *, user_id: str, now: datetime) -> None:
+    """Inside the caller's transaction: end every open web session of the user."""
+    conn.execute(update(session_table).where(session_table.c.user_id == user_id,
+                                             session_table.c.ended_at.is_(None))
+                 .values(ended_at=now))

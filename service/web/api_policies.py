@@ -15,10 +15,9 @@ from typing import Literal
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 
-from service.errors import PolicyError
-from service.policy.loader import load_policy_set
 from service.policy.model import PolicySet
 from service.web.api_models import ERRORS
+from service.web.governing import policy_in_force
 from service.web.policies import policy_state
 from service.web.security import now_of, require
 
@@ -89,15 +88,9 @@ def add_policy_api_routes(app: FastAPI) -> None:
 
 
 def _set_in_force(request: Request, version: str) -> PolicySet | None:
-    scheduler = request.app.state.scheduler
-    current = scheduler.policies.current if scheduler is not None else None
-    if current is not None and current.version == version:
-        return current
-    try:
-        loaded = load_policy_set(request.app.state.settings.policies_dir)
-    except PolicyError:
-        return None
-    return loaded if loaded.version == version else None
+    """The set in force (``governing.policy_in_force``) when it is the one last evaluated."""
+    loaded = policy_in_force(request.app.state).policy_set
+    return loaded if loaded is not None and loaded.version == version else None
 
 
 def _file(path: str, loaded: PolicySet | None) -> PolicyFileOut:

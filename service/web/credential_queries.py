@@ -18,7 +18,6 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -37,18 +36,19 @@ from sqlalchemy import (
     or_,
     select,
 )
+from starlette.datastructures import State
 
 from service.audit.tables import AuditEntryRow
 from service.config import Settings
-from service.errors import InputError, PolicyError
+from service.errors import InputError
 from service.policy.engine import span
-from service.policy.loader import load_policy_set, policy_files
 from service.policy.model import PolicySet
 from service.registry.db import registry_errors
 from service.registry.queries import rfc3339
 from service.registry.tables import agent_table, credential_table, sync_run_table
 from service.reminders.tables import rotation_reminder_table
 from service.reviews.rules import agent_view
+from service.web.governing import policy_in_force
 
 STAGES = ("ok", "warning", "due", "overdue", "snoozed", "unknown")
 DUE_STAGES = ("due", "overdue")
@@ -311,21 +311,19 @@ def rotations_due(conn: Connection, rules: Rules, *, now: datetime, limit: int,
 
 
 class PolicySource:
-    """The policy set the pages judge credentials by: the scheduler's set in force, else the
-    configured policy folder, loaded again only when one of its files changed; and the agents'
-    ``Rules`` under it, computed again only after a sync (agents change only in syncs, each of
-    which records a sync run) or when the set changes."""
+    """The agents' ``Rules`` under the policy set in force (``governing.policy_in_force``),
+    computed again only after a sync (agents change only in syncs, each of which records a sync
+    run) or when the set changes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[Any, ...] | None = None
-        self._loaded: PolicySet | None = None
         self._rules_key: tuple[Any, ...] | None = None
         self._rules: Rules | None = None
         self._overviews: dict[tuple[Any, ...], Overview] = {}
 
-    def rules(self, conn: Connection, *, settings: Settings, scheduler: Any) -> Rules:
-        policy_set = self.current(settings=settings, scheduler=scheduler)
+    def rules(self, conn: Connection, *, state: State) -> Rules:
+        policy_set = policy_in_force(state).policy_set
+        settings: Settings = state.settings
         agent = agent_table
         key = (policy_set.version if policy_set else None,
                settings.reviews.rotation.overdue_after,
@@ -362,21 +360,3 @@ class PolicySource:
                     self._overviews.clear()
                 self._overviews[key] = found
         return found
-
-    def current(self, *, settings: Settings, scheduler: Any) -> PolicySet | None:
-        if scheduler is not None and scheduler.policies.current is not None:
-            return scheduler.policies.current
-        directory = Path(settings.policies_dir)
-        try:
-            key = tuple((path.name, path.stat().st_mtime_ns, path.stat().st_size)
-                        for path in policy_files(directory))
-        except (PolicyError, OSError):
-            return None
-        with self._lock:
-            if key != self._key:
-                try:
-                    self._loaded = load_policy_set(directory)
-                except PolicyError:
-                    self._loaded = None
-                self._key = key
-            return self._loaded

@@ -105,5 +105,4 @@ def page_numbers(current: int, pages: int, *, around: int = 2) -> list[int | Non
 def _rules(request: Request) -> Rules:
     state = request.app.state
     with registry_errors("reading the agents' policies failed"), state.engine.connect() as conn:
-        return state.policy_source.rules(conn, settings=state.settings,
-                                         scheduler=state.scheduler)
+        return state.policy_source.rules(conn, state=state)

@@ -148,7 +148,7 @@ def dashboard_numbers(request: Request, *, days: int) -> Dashboard:
         trend = open_trend(conn, now=now, days=days, open_now=summary["open"])
         severe = top_open_findings(conn, limit=MOST_SEVERE)
         reviews = overdue_reviews(conn, now=now, limit=OLDEST)
-        rules = state.policy_source.rules(conn, settings=settings, scheduler=state.scheduler)
+        rules = state.policy_source.rules(conn, state=state)
         rotation = state.policy_source.overview(conn, rules, now=now, filters=Filters(),
                                                 due_limit=OLDEST)
         stages, due = rotation.summary.by_stage, rotation.due

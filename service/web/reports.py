@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select
 from service.errors import InputError
 from service.output.report import rfc3339
 from service.registry.db import registry_errors
-from service.reports.archive import ReportNotFoundError, get_report
+from service.reports.archive import get_report
 from service.reports.render import MEDIA_TYPES, SUFFIXES, render_report
 from service.reports.tables import report_table
 from service.web.api_models import ERRORS
@@ -76,19 +76,13 @@ def add_report_routes(app: FastAPI) -> None:
     @app.get("/reports/{report_id:int}", include_in_schema=False)
     def report_as_archived(request: Request, report_id: int) -> Response:
         viewer(request)
-        try:
-            report = get_report(engine=request.app.state.engine, report_id=report_id)
-        except ReportNotFoundError as exc:
-            return _missing(request, str(exc))
+        report = get_report(engine=request.app.state.engine, report_id=report_id)
         return Response(report["content"], media_type=report["media_type"])
 
     @app.get("/reports/{report_id:int}.{format_name}", include_in_schema=False)
     def report_download(request: Request, report_id: int, format_name: str) -> Response:
         viewer(request)
-        try:
-            report = get_report(engine=request.app.state.engine, report_id=report_id)
-        except ReportNotFoundError as exc:
-            return _missing(request, str(exc))
+        report = get_report(engine=request.app.state.engine, report_id=report_id)
         chosen = FORMAT_NAMES.get(format_name)
         if chosen is None:
             raise InputError(f"format: {format_name!r} is not one of "
@@ -122,7 +116,7 @@ def add_report_routes(app: FastAPI) -> None:
         """One archived report: its metadata and download links, and the document itself
         when it was archived as JSON."""
         viewer(request)
-        report = _archived(request, report_id)
+        report = get_report(engine=request.app.state.engine, report_id=report_id)
         document = json.loads(report["content"]) if report["format"] == "json" else None
         return {**summary_of(report), "document": document}
 
@@ -156,13 +150,6 @@ def report_list(*, engine: Engine, page: int) -> tuple[list[dict[str, Any]], int
         rows = conn.execute(select(*LISTED).order_by(table.c.id.desc()).limit(PAGE_SIZE)
                             .offset((page - 1) * PAGE_SIZE)).all()
     return [summary_of(row._mapping) for row in rows], total
-
-
-def _archived(request: Request, report_id: int) -> dict[str, Any]:
-    try:
-        return get_report(engine=request.app.state.engine, report_id=report_id)
-    except ReportNotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
 
 
 def _missing(request: Request, message: str) -> Response:
