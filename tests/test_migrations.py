@@ -5,11 +5,13 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Integer, MetaData, inspect, text
+from sqlalchemy import Column, Integer, MetaData, func, inspect, select, text
 from sqlmodel import SQLModel
 
 import service.tables  # noqa: F401  (puts every table on SQLModel.metadata)
 from service.registry.db import alembic_config, create_db_engine, upgrade
+from service.registry.queries import SEVERITY_ORDER, WORST_FIRST
+from service.registry.tables import finding_table
 
 REGISTRY_TABLES = {
     "source", "sync_run", "agent", "agent_integration", "grant", "credential",
@@ -17,9 +19,18 @@ REGISTRY_TABLES = {
 }
 
 
+EXPRESSION_INDEXES = {"ix_finding_worst_first"}
+"""Alembic cannot compare an index on expressions (PostgreSQL gives the expression back in its
+own spelling); test_the_worst_first_index_serves_the_findings_order checks it instead."""
+
+
 def _differences(engine, metadata):
+    def compared(item, name, type_, _reflected, _compare_to):
+        return not (type_ == "index" and name in EXPRESSION_INDEXES)
+
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": compared})
         return compare_metadata(context, metadata)
 
 
@@ -57,5 +68,31 @@ def test_upgrade_twice_is_harmless_and_records_the_head(db_url):
         with engine.connect() as conn:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
             assert sorted(versions) == sorted(heads)
+    finally:
+        engine.dispose()
+
+
+def test_the_worst_first_index_serves_the_findings_order(db_url):
+    """The migrated index has the expressions the finding queries use: the database reads a
+    page of open findings, worst first, and a severity's count from the index."""
+    upgrade(db_url)
+    engine = create_db_engine(db_url)
+    finding = finding_table
+    page = (select(finding.c.id).where(finding.c.status.in_(["open"]))
+            .order_by(*WORST_FIRST).limit(50))
+    one_severity = (select(func.count()).select_from(finding)
+                    .where(finding.c.status == "open", SEVERITY_ORDER == 2))
+    try:
+        with engine.connect() as conn:
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
+                conn.execute(text("SET enable_seqscan = off"))
+                conn.execute(text("SET enable_sort = off"))
+            for query in (page, one_severity):
+                sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+                plan = " ".join(str(row) for row in conn.execute(text(
+                    ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + sql)))
+                assert "ix_finding_worst_first" in plan, plan
+                assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
     finally:
         engine.dispose()

@@ -9,11 +9,13 @@ from collections import Counter
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from service.findings.model import SEVERITIES
+from service.registry.acceptance import accept_finding
 from service.registry.tables import finding_table
 from service.web.app import create_app
+from service.web.dashboard import KEEP_SECONDS, FindingNumbersCache
 from tests.test_reviews_support import DAY, T0, make_world
 from tests.test_web_credentials import credential_site
 from tests.test_web_support import T_REVIEW, log_in, person, review_site
@@ -118,3 +120,51 @@ def test_rotations_due_match_the_credentials_page(registry_engine, tmp_path, mak
         assert [item["id"] for item in due["items"]] == ["s/due"]
         page = site.client.get("/").text
         assert "Rotations due: 2" in page and 'href="/credentials?stage=overdue"' in page
+
+
+class _Statements:
+    """The SQL an engine runs while listening."""
+
+    def __init__(self, engine):
+        self.seen: list[str] = []
+        event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn, _cursor, statement, *_args):
+        self.seen.append(statement)
+
+    def counting_findings(self) -> int:
+        """Statements that count every finding by status, severity and type."""
+        return sum("GROUP BY finding.status, finding.severity" in sql for sql in self.seen)
+
+
+def test_finding_numbers_are_counted_again_only_when_a_finding_changes(drifting):
+    drifting.app.state.finding_numbers = FindingNumbersCache()  # logging in read the dashboard
+    engine = drifting.app.state.engine
+    statements = _Statements(engine)
+    first = drifting.get("/api/v1/dashboard").json()
+    assert drifting.get("/api/v1/dashboard").json()["open"] == first["open"]
+    assert statements.counting_findings() == 1
+    with engine.connect() as conn:
+        some_open = conn.execute(select(finding_table.c.id).where(
+            finding_table.c.status == "open").limit(1)).scalar_one()
+    accept_finding(engine=engine, finding_id=some_open, actor="alice", reason="migration",
+                   until=T0 + 30 * DAY, now=T0 + 10 * DAY)
+    after = drifting.get("/api/v1/dashboard").json()
+    assert statements.counting_findings() == 2
+    assert (after["open"], after["accepted"]) == (first["open"] - 1, first["accepted"] + 1)
+    assert after["trend"][-1]["open"] == first["open"] - 1
+
+
+def test_finding_numbers_are_kept_no_longer_than_their_limit(drifting):
+    """A change no finding event records (here a severity edited in place) shows once the
+    numbers are older than KEEP_SECONDS."""
+    moments = iter([0.0, 1.0, KEEP_SECONDS + 1, KEEP_SECONDS + 2])
+    drifting.app.state.finding_numbers = FindingNumbersCache(clock=lambda: next(moments))
+    before = drifting.get("/api/v1/dashboard").json()["by_severity"]
+    engine = drifting.app.state.engine
+    with engine.begin() as conn:
+        conn.execute(update(finding_table).where(finding_table.c.status == "open")
+                     .values(severity="critical"))
+    assert drifting.get("/api/v1/dashboard").json()["by_severity"] == before
+    later = drifting.get("/api/v1/dashboard").json()["by_severity"]
+    assert later["critical"] == sum(before.values()) > before["critical"]

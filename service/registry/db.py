@@ -25,6 +25,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from service.errors import ConfigError, RegistryError
 
+POOL_SIZE = 24
+"""Connections kept open per process: as many as the web app serves requests at once
+(``service.web.app.REQUEST_THREADS``), so a busy server reuses connections instead of opening
+and closing an overflow connection per request (a new PostgreSQL backend each time)."""
+POOL_OVERFLOW = 8
+"""Beyond that, for the scheduler's jobs running in the same process."""
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout the package is installed from (editable install): holds migrations/."""
 
@@ -39,13 +45,16 @@ def create_db_engine(url: str) -> Engine:
     except ArgumentError:
         raise ConfigError(f"database_url: {url!r} is not a database URL") from None
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, json_serializer=_json_dumps)
+        in_memory = parsed.database in (None, "", ":memory:")
+        pooling = {} if in_memory else {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        engine = create_engine(parsed, json_serializer=_json_dumps, **pooling)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True, json_serializer=_json_dumps,
+                             pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
                              connect_args={"options": "-c timezone=UTC"})
     raise ConfigError(f"database_url: unsupported database {parsed.get_backend_name()!r}; "
                       "use sqlite:///FILE or postgresql+psycopg://...")

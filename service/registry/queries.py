@@ -6,13 +6,27 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select
+from sqlalchemy import ColumnElement, Engine, Integer, Row, func, literal_column, select
 
 from service.errors import InputError
+from service.findings.model import SEVERITIES
 from service.registry.db import registry_errors
-from service.registry.tables import finding_table, policy_set_table
+from service.registry.tables import finding_table, policy_set_table, severity_order_sql
 
 FINDING_STATUSES = ("open", "waived", "accepted", "resolved")
+SEVERITY_ORDER: ColumnElement[int] = literal_column(severity_order_sql("finding.severity"),
+                                                    Integer)
+"""1 for critical ... 5 for info: ascending puts the worst first."""
+WORST_FIRST: tuple[ColumnElement[Any], ...] = (
+    SEVERITY_ORDER, literal_column("coalesce(finding.agent_id, '')"), finding_table.c.type,
+    finding_table.c.subject, finding_table.c.id)
+"""The order of findings in every output (highest severity, then agent, type, subject; the id
+breaks ties), served by the index ``ix_finding_worst_first`` after ``status``."""
+
+
+def severity_order_of(severity: str) -> int:
+    """``SEVERITY_ORDER``'s value for a known severity."""
+    return len(SEVERITIES) - SEVERITIES.index(severity)
 
 
 def list_findings(*, engine: Engine,

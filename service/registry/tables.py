@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Index, String, Text, text
 from sqlmodel import Field, SQLModel
 
+from service.findings.model import SEVERITIES
 from service.registry.types import UtcDateTime, key_type
 
 SHORT = 128
@@ -151,12 +152,25 @@ class PolicySetRow(SQLModel, table=True):
     problems: list[str] = Field(default_factory=list, sa_type=JSON)
 
 
+def severity_order_sql(column: str) -> str:
+    """SQL ranking the severity in ``column`` worst first: 1 for critical ... 5 for info, 6 for
+    anything else. Spelled with literals, not parameters, so a query using it matches the
+    expression of the index ``ix_finding_worst_first``."""
+    whens = " ".join(f"WHEN '{name}' THEN {len(SEVERITIES) - rank}"
+                     for rank, name in enumerate(SEVERITIES))
+    return f"CASE {column} {whens} ELSE {len(SEVERITIES) + 1} END"
+
+
 class FindingRow(SQLModel, table=True):
     """One piece of drift with its lifecycle (DESIGN §5); ``id`` hashes (type, agent, subject)."""
 
     __tablename__ = "finding"
     __table_args__ = (Index("ix_finding_agent_id_type", "agent_id", "type"),
-                      Index("ix_finding_agent_id_status", "agent_id", "status"))
+                      Index("ix_finding_agent_id_status", "agent_id", "status"),
+                      Index("ix_finding_worst_first", "status",
+                            text(f"({severity_order_sql('severity')})"),
+                            text("(coalesce(agent_id, ''))"),
+                            "type", "subject", "id"))
 
     id: str = Field(primary_key=True, sa_type=String(64))
     type: str = Field(sa_type=String(32))

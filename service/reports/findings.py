@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, Table, case, func, select
+from sqlalchemy import Connection, Row, Select, func, select
 
-from service.findings.model import SEVERITIES, SEVERITY_RANK
-from service.registry.queries import finding_dict
+from service.findings.model import SEVERITIES
+from service.registry.queries import WORST_FIRST, finding_dict
 from service.registry.tables import agent_table, finding_table
 
 ACTIVE = ("open", "waived", "accepted")
@@ -113,17 +113,10 @@ def _finding_brief(row: Row[Any]) -> dict[str, Any]:
                                       "message")}
 
 
-def _by_severity_first(table: Table) -> ColumnElement[int]:
-    """ORDER BY severity, highest first (severities are text, so their rank is spelled out)."""
-    return case({name: -rank for name, rank in SEVERITY_RANK.items()},
-                value=table.c.severity, else_=0)
-
-
 def changed_findings(conn: Connection, *, since: datetime, limit: int) -> dict[str, Any]:
     """Findings first seen in the window (new drift) and findings resolved in it."""
     table = finding_table
-    order = (_by_severity_first(table), func.coalesce(table.c.agent_id, ""), table.c.type,
-             table.c.subject)
+    order = WORST_FIRST
     new = counted(conn, select(table).where(table.c.first_seen_at > since).order_by(*order),
                   limit=limit, item=_finding_brief)
     resolved = counted(conn, select(table).where(table.c.status == "resolved",
@@ -139,8 +132,7 @@ def active_findings(conn: Connection) -> list[dict[str, Any]]:
     query = (select(finding, agent.c.owner.label("agent_owner"))
              .select_from(finding.outerjoin(agent, agent.c.id == finding.c.agent_id))
              .where(finding.c.status.in_(ACTIVE))
-             .order_by(_by_severity_first(finding), func.coalesce(finding.c.agent_id, ""),
-                       finding.c.type, finding.c.subject))
+             .order_by(*WORST_FIRST))
     rows = []
     for row in conn.execute(query):
         item = finding_dict(row)
@@ -153,6 +145,5 @@ def top_open_findings(conn: Connection, *, limit: int) -> list[dict[str, Any]]:
     """The ``limit`` most serious open findings, in ``active_findings`` order."""
     finding = finding_table
     query = (select(finding).where(finding.c.status == "open")
-             .order_by(_by_severity_first(finding), func.coalesce(finding.c.agent_id, ""),
-                       finding.c.type, finding.c.subject).limit(limit))
+             .order_by(*WORST_FIRST).limit(limit))
     return [finding_dict(row) for row in conn.execute(query)]

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
@@ -25,8 +26,6 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
 
@@ -40,7 +39,7 @@ from service.ops.metrics import render_metrics
 from service.output.report import FindingsReport
 from service.plan.export import inventory_chunks
 from service.registry.acceptance import FindingNotFoundError
-from service.registry.db import create_db_engine
+from service.registry.db import POOL_SIZE, create_db_engine
 from service.registry.queries import latest_policy_set, list_findings
 from service.reports.archive import ReportNotFoundError
 from service.reviews.decisions import ReviewNotFoundError, ReviewRefusedError
@@ -60,8 +59,9 @@ from service.web.audit import add_audit_routes
 from service.web.credentials import add_credential_routes
 from service.web.dashboard import add_dashboard_routes
 from service.web.findings import add_finding_routes
+from service.web.headers import SecurityHeaders
 from service.web.login import add_login_routes
-from service.web.pages import page
+from service.web.pages import page, templates
 from service.web.policies import add_policy_routes
 from service.web.reports import add_report_routes
 from service.web.reviews import add_review_routes
@@ -71,15 +71,10 @@ from service.web.sources import add_source_routes
 if TYPE_CHECKING:
     from service.scheduler.service import SchedulerService
 
+REQUEST_THREADS = POOL_SIZE
+"""Requests handled at once (anyio's default is 40 threads): one pooled registry connection each,
+so a burst queues for a thread instead of opening connections beyond the pool."""
 FINDING_STATUSES = ("open", "waived", "accepted", "resolved")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 
 
 NOT_FOUND = (ReviewNotFoundError, UserNotFoundError, TokenNotFoundError,
@@ -96,6 +91,7 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         if first_admin:
             announce_first_admin(engine)
         if scheduler is not None:
@@ -112,9 +108,7 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
     app.state.clock = lambda: datetime.now(UTC)
     app.state.session_policy = SessionPolicy()
     app.state.session_signer = session_signer()
-    app.state.templates = Jinja2Templates(env=Environment(
-        loader=PackageLoader("service.web", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True)))
+    app.state.templates = templates()
     app.mount("/static", StaticFiles(packages=[("service.web", "static")]), name="static")
     _add_edges(app)
     add_login_routes(app, app.state.templates)
@@ -145,11 +139,7 @@ def announce_first_admin(engine: Engine) -> None:
 
 
 def _add_edges(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(ScopekeeperError)
     async def service_error(request: Request, exc: ScopekeeperError) -> Response:

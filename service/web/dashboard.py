@@ -8,6 +8,10 @@ the credentials page agree on every number.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -15,12 +19,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import Connection, case, func, select
+from sqlalchemy.sql import Select
 
 from service.errors import InputError
 from service.output.report import policy_place
 from service.registry.db import registry_errors
 from service.registry.queries import latest_policy_set, rfc3339
-from service.registry.tables import finding_event_table
+from service.registry.tables import finding_event_table, sync_run_table
 from service.reports.charts import severity_bars, trend_line
 from service.reports.findings import finding_summary, top_open_findings
 from service.reports.reviews import overdue_reviews
@@ -39,6 +44,8 @@ OLDEST = 5
 """Overdue reviews and rotations listed by name (the rest are counted)."""
 MOST_SEVERE = 20
 """Open findings listed on the dashboard, most severe first (the findings page has all)."""
+KEEP_SECONDS = 30.0
+"""The longest the finding numbers are reused, even when nothing seems to have changed."""
 
 
 class TrendPoint(BaseModel):
@@ -106,10 +113,59 @@ class Dashboard(BaseModel):
     sources: list[SourceState]
 
 
+@dataclass(frozen=True, slots=True)
+class FindingNumbers:
+    """The dashboard's numbers that count every finding, and what they were counted at."""
+
+    mark: tuple[Any, ...]
+    counted_at: float
+    summary: dict[str, Any]
+    trend: list[dict[str, Any]]
+    most_severe: list[dict[str, Any]]
+
+
+def _change_mark() -> Select[Any]:
+    """Two primary-key maxima: they move when a finding appears or changes status (each such
+    change writes a finding_event) and when a source syncs. A change to a finding's severity,
+    message or staleness alone moves neither; ``KEEP_SECONDS`` bounds how long it can wait."""
+    return select(*(select(func.max(table.c.id)).scalar_subquery()
+                    for table in (finding_event_table, sync_run_table)))
+
+
+class FindingNumbersCache:
+    """Counting every finding (by status, severity and type, and the daily trend) reads the
+    whole table; on a large fleet that is most of a dashboard's cost. The counts are kept per
+    trend length and reused while the change mark and the day are the same, for at most
+    ``KEEP_SECONDS``: a finding that opens, resolves, is waived or accepted shows on the next
+    view, in any process."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._kept: dict[int, FindingNumbers] = {}
+        self._lock = threading.Lock()
+
+    def read(self, conn: Connection, *, now: datetime, days: int) -> FindingNumbers:
+        mark = (now.date(), *conn.execute(_change_mark()).one())
+        with self._lock:
+            kept = self._kept.get(days)
+        if (kept is not None and kept.mark == mark
+                and self._clock() - kept.counted_at < KEEP_SECONDS):
+            return kept
+        summary = finding_summary(conn)
+        fresh = FindingNumbers(
+            mark=mark, counted_at=self._clock(), summary=summary,
+            trend=open_trend(conn, now=now, days=days, open_now=summary["open"]),
+            most_severe=top_open_findings(conn, limit=MOST_SEVERE))
+        with self._lock:
+            self._kept[days] = fresh
+        return fresh
+
+
 def add_dashboard_routes(app: FastAPI) -> None:
     viewer = require("viewer")
     if not hasattr(app.state, "policy_source"):
         app.state.policy_source = PolicySource()
+    app.state.finding_numbers = FindingNumbersCache()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request, days: str = "") -> Response:
@@ -144,9 +200,8 @@ def dashboard_numbers(request: Request, *, days: int) -> Dashboard:
     settings = state.settings
     evaluated = latest_policy_set(engine=state.engine)
     with registry_errors("reading the dashboard failed"), state.engine.connect() as conn:
-        summary = finding_summary(conn)
-        trend = open_trend(conn, now=now, days=days, open_now=summary["open"])
-        severe = top_open_findings(conn, limit=MOST_SEVERE)
+        counted = state.finding_numbers.read(conn, now=now, days=days)
+        summary, trend, severe = counted.summary, counted.trend, counted.most_severe
         reviews = overdue_reviews(conn, now=now, limit=OLDEST)
         rules = state.policy_source.rules(conn, state=state)
         rotation = state.policy_source.overview(conn, rules, now=now, filters=Filters(),

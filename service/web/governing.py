@@ -3,12 +3,15 @@
 The registry records the versions and files of the policy sets it evaluated with, not their
 rules, so the rules come from the set this process has in force: the scheduler's (``serve``),
 or else the policy directory of the settings, loaded once per change of its files (name, size,
-modification time) and kept on ``app.state``. When that set is not the one the registry last
+modification time) and kept on ``app.state``. The files are looked at again at most every
+``RECHECK_SECONDS``: a fleet's policy directory holds hundreds of files, too many to stat on
+every page view. When that set is not the one the registry last
 evaluated with (files edited since), the page says so next to the answer.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +29,7 @@ from service.policy.patterns import AllowMatcher
 from service.view import AgentView
 
 CACHE_ATTRIBUTE = "governing_policy_cache"
+RECHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +45,34 @@ def policy_in_force(state: State) -> LoadedSet:
     current = scheduler.policies.current if scheduler is not None else None
     if current is not None:
         return LoadedSet(current)
+    cached: _Cached | None = getattr(state, CACHE_ATTRIBUTE, None)
+    checked_at = time.monotonic()
+    if cached is not None and checked_at - cached.checked_at < RECHECK_SECONDS:
+        return cached.loaded
     directory = state.settings.policies_dir
     try:
         key = tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size)
                     for path in policy_files(directory))
     except (PolicyError, OSError) as exc:
         return LoadedSet(None, _first_problem(exc))
-    cached = getattr(state, CACHE_ATTRIBUTE, None)
-    if cached is not None and cached[0] == key:
-        return cached[1]  # type: ignore[no-any-return]
-    try:
-        loaded = LoadedSet(load_policy_set(directory))
-    except (PolicyError, OSError) as exc:
-        loaded = LoadedSet(None, _first_problem(exc))
-    setattr(state, CACHE_ATTRIBUTE, (key, loaded))
+    if cached is not None and cached.key == key:
+        loaded = cached.loaded
+    else:
+        try:
+            loaded = LoadedSet(load_policy_set(directory))
+        except (PolicyError, OSError) as exc:
+            loaded = LoadedSet(None, _first_problem(exc))
+    setattr(state, CACHE_ATTRIBUTE, _Cached(key, loaded, checked_at))
     return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    key: tuple[tuple[str, int, int], ...]
+    """Each policy file's path, modification time and size."""
+    loaded: LoadedSet
+    checked_at: float
+    """``time.monotonic()`` when the files were last looked at."""
 
 
 def _first_problem(exc: Exception) -> str:
