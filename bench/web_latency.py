@@ -11,7 +11,7 @@ reviewer, a member of the first team's group (``--reviewer-teams``), has that te
 A reviewer and a viewer get a password. The loaded registry is kept between runs (SQLite:
 ``bench/out/web/<scale>-<key>/registry.db``; PostgreSQL: the database ``scopekeeper_bench_web``,
 its comment holding the key), keyed by the generator's parameters and this module's setup; any
-new migration is applied on reuse, and PostgreSQL is ANALYZEd before each run.
+new migration is applied on reuse, and PostgreSQL is vacuumed and analyzed before each run.
 
 The app runs under uvicorn in a subprocess on a loopback port (one process, as ``scopekeeper
 serve`` runs it, without the scheduler). This process then runs the clients, each a thread with
@@ -314,13 +314,15 @@ def app_from_env():  # uvicorn's factory, called in the server process only
 
 @contextmanager
 def serving(*, database_url: str, policies: Path, scale: Scale, log: Path,
-            workers: int = 1) -> Iterator[str]:
+            workers: int = 1, threads: int | None = None) -> Iterator[str]:
     """uvicorn in a subprocess on a free loopback port; yields the base URL once /healthz
     answers. The server's output goes to ``log``."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("SCOPEKEEPER_")}
     env.update({ENV_DATABASE: database_url, ENV_POLICIES: str(policies), ENV_SCALE: scale.name,
                 "SCOPEKEEPER_SESSION_KEY": secrets.token_urlsafe(32)})  # shared by the workers
+    if threads is not None:
+        env["SCOPEKEEPER_WEB_THREADS"] = str(threads)
     command = [sys.executable, "-m", "uvicorn", "bench.web_latency:app_from_env", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
                "--no-access-log", "--workers", str(workers)]
@@ -508,12 +510,12 @@ def postgres_registry(fixture: Fixture, server_url: str, database: str, *,
 
 
 def analyze(url: str) -> None:
-    """Fresh planner statistics, as autovacuum keeps them on a server in use (the test server
-    runs with autovacuum off, and reconcile and campaigns do not analyze what they write)."""
+    """Fresh planner statistics and visibility maps, as autovacuum keeps them on a server in
+    use (the test server runs with autovacuum off): counts then read indexes alone."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
-            connection.execute(text("ANALYZE"))
+            connection.execute(text("VACUUM ANALYZE"))
     finally:
         engine.dispose()
 
@@ -531,11 +533,11 @@ def drop_postgres_database(server_url: str, database: str) -> None:
 # --- one run ----------------------------------------------------------------------------------
 
 def measure(*, label: str, database_url: str, fixture: Fixture, clients: int,
-            seconds: float, workers: int = 1) -> DatabaseRun:
+            seconds: float, workers: int = 1, threads: int | None = None) -> DatabaseRun:
     accounts = [Account(REVIEWER, PASSWORD, "reviewer"), Account(VIEWER, PASSWORD, "viewer")]
     log = fixture.directory / f"server-{label}.log"
     with serving(database_url=database_url, policies=fixture.policies, scale=fixture.scale,
-                 log=log, workers=workers) as base:
+                 log=log, workers=workers, threads=threads) as base:
         print(f"{label}: {clients} clients for {seconds:g} s against {base}", file=sys.stderr)
         pages, window = drive(base_url=base, pages=fleet_pages(fixture.scale),
                               accounts=accounts, clients=clients, seconds=seconds)
@@ -638,7 +640,7 @@ def run(args: argparse.Namespace) -> tuple[list[DatabaseRun], Scale]:
         url = prepare()
         runs.append(measure(label=label, database_url=url, fixture=fixture,
                             clients=args.clients, seconds=args.seconds,
-                            workers=args.workers))
+                            workers=args.workers, threads=args.threads))
     return runs, scale
 
 
@@ -659,6 +661,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes (as `scopekeeper serve --workers N`)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="requests each process works on at once (the web_threads "
+                             "setting; default: the setting's default)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="measured time per database (default 60, --quick 3)")
     parser.add_argument("--scale", choices=sorted(SCALES), default="large")
@@ -673,8 +678,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.scale = "tiny"
     if args.seconds is None:
         args.seconds = 3.0 if args.quick else 60.0
-    if args.workers < 1 or args.clients < 1 or args.seconds <= 0 or args.reviewer_teams < 1:
-        parser.error("--clients, --seconds and --reviewer-teams must be positive")
+    if (args.workers < 1 or args.clients < 1 or args.seconds <= 0 or args.reviewer_teams < 1
+            or (args.threads is not None and args.threads < 1)):
+        parser.error("--clients, --seconds, --reviewer-teams, --workers and --threads must be "
+                     "positive")
     return args
 
 

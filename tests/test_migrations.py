@@ -21,7 +21,7 @@ REGISTRY_TABLES = {
 
 EXPRESSION_INDEXES = {"ix_finding_worst_first"}
 """Alembic cannot compare an index on expressions (PostgreSQL gives the expression back in its
-own spelling); test_the_worst_first_index_serves_the_findings_order checks it instead."""
+own spelling); test_the_finding_indexes_serve_the_findings_page checks it instead."""
 
 
 def _differences(engine, metadata):
@@ -72,27 +72,34 @@ def test_upgrade_twice_is_harmless_and_records_the_head(db_url):
         engine.dispose()
 
 
-def test_the_worst_first_index_serves_the_findings_order(db_url):
-    """The migrated index has the expressions the finding queries use: the database reads a
-    page of open findings, worst first, and a severity's count from the index."""
+def test_the_finding_indexes_serve_the_findings_page(db_url):
+    """The migrated indexes have the expressions the finding queries use: the database reads
+    a page of open findings worst first (all severities, or one) from the worst-first index,
+    and counts a severity's findings from the (status, severity) index."""
     upgrade(db_url)
     engine = create_db_engine(db_url)
     finding = finding_table
-    page = (select(finding.c.id).where(finding.c.status.in_(["open"]))
-            .order_by(*WORST_FIRST).limit(50))
-    one_severity = (select(func.count()).select_from(finding)
-                    .where(finding.c.status == "open", SEVERITY_ORDER == 2))
+    worst_first = select(finding.c.id).where(finding.c.status.in_(["open"]))
+    queries = {
+        "ix_finding_worst_first": [
+            worst_first.order_by(*WORST_FIRST).limit(50),
+            worst_first.where(SEVERITY_ORDER == 2).order_by(*WORST_FIRST[1:]).limit(50)],
+        "ix_finding_status_severity": [
+            select(func.count()).select_from(finding)
+            .where(finding.c.status == "open", finding.c.severity == "high")],
+    }
     try:
         with engine.connect() as conn:
             postgres = conn.dialect.name == "postgresql"
             if postgres:
                 conn.execute(text("SET enable_seqscan = off"))
                 conn.execute(text("SET enable_sort = off"))
-            for query in (page, one_severity):
-                sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
-                plan = " ".join(str(row) for row in conn.execute(text(
-                    ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + sql)))
-                assert "ix_finding_worst_first" in plan, plan
-                assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+            for index, uses in queries.items():
+                for query in uses:
+                    sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+                    plan = " ".join(str(row) for row in conn.execute(text(
+                        ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + sql)))
+                    assert index in plan, plan
+                    assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
     finally:
         engine.dispose()

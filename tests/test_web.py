@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from anyio import to_thread
 from fastapi.testclient import TestClient
 
 from service.config import load_settings
+from service.errors import ConfigError
 from service.pipeline import sync
 from service.registry.db import create_db_engine, upgrade
 from service.web.app import create_app
@@ -164,3 +166,17 @@ def _wait_for_page(url: str, server: subprocess.Popen, token: str) -> str:
         except OSError:
             time.sleep(0.3)
     raise AssertionError("serve did not answer within 60s")
+
+
+def test_web_threads_limit_the_requests_worked_on_at_once(tmp_path):
+    settings = _settings(tmp_path, extra="web_threads = 3\n")
+    upgrade(settings.database_url)
+    with TestClient(create_app(settings)) as client:
+        limit = client.portal.call(lambda: to_thread.current_default_thread_limiter().total_tokens)
+        assert limit == 3
+        assert client.app.state.engine.pool.size() >= 3
+
+
+def test_web_threads_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="web_threads"):
+        _settings(tmp_path, extra="web_threads = 0\n")

@@ -1,6 +1,7 @@
-"""An index in the order every finding list uses (status, then worst severity first, agent,
-type, subject, id): the findings page, the API and the dashboard's most severe findings read a
-page of it instead of sorting every open finding, and count a severity from it alone.
+"""Indexes for finding lists at fleet scale: one in the order every list uses (status, then
+worst severity first, agent, type, subject, id), so the findings page, the API and the
+dashboard's most severe findings read a page of it instead of sorting every open finding; and
+(status, severity), from which a list's count is read without touching the table.
 
 Revision ID: 0009
 Revises: 0008
@@ -28,7 +29,9 @@ def upgrade() -> None:
     op.create_index("ix_finding_worst_first", "finding", [
         "status", sa.text(f"({SEVERITY_ORDER})"), sa.text("(coalesce(agent_id, ''))"),
         "type", "subject", "id"])
+    op.create_index("ix_finding_status_severity", "finding", ["status", "severity"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_finding_status_severity", table_name="finding")
     op.drop_index("ix_finding_worst_first", table_name="finding")

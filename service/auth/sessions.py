@@ -17,7 +17,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from service.auth.tables import session_table
 from service.auth.tokens import digest
-from service.registry.db import registry_errors, write_transaction
+from service.registry.db import Bind, connected, registry_errors, write_transaction
 from service.users.tables import user_table
 
 TOUCH_EVERY = timedelta(minutes=1)
@@ -64,13 +64,14 @@ def start_session(*, engine: Engine, user_id: str, now: datetime) -> tuple[str, 
     return secret, csrf
 
 
-def active_session(*, engine: Engine, secret: str, policy: SessionPolicy,
-                   now: datetime) -> ActiveSession | None:
+def active_session(*, engine: Engine, secret: str, policy: SessionPolicy, now: datetime,
+                   reads: Bind | None = None) -> ActiveSession | None:
     """The live session of this secret, touched; None when unknown, ended, idle too long, past
-    its absolute lifetime, or its user is disabled."""
+    its absolute lifetime, or its user is disabled. It is read through ``reads`` when given
+    (a request's connection), else through ``engine``, which also records the use."""
     sessions, users = session_table, user_table
     session_id = digest(secret)
-    with registry_errors("reading the session failed"), engine.connect() as conn:
+    with registry_errors("reading the session failed"), connected(reads or engine) as conn:
         row = conn.execute(
             select(sessions, users.c.role, users.c.disabled)
             .join(users, users.c.id == sessions.c.user_id)

@@ -25,28 +25,34 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from service.errors import ConfigError, RegistryError
 
-POOL_SIZE = 24
-"""Connections kept open per process: as many as the web app serves requests at once
-(``service.web.app.REQUEST_THREADS``), so a busy server reuses connections instead of opening
-and closing an overflow connection per request (a new PostgreSQL backend each time)."""
+POOL_SIZE = 8
+"""Connections kept open per engine (the web app asks for one per request thread and a few
+more): a busy server reuses them instead of opening and closing an overflow connection per
+request, which on PostgreSQL is a new server process each time."""
 POOL_OVERFLOW = 8
-"""Beyond that, for the scheduler's jobs running in the same process."""
+"""Beyond the pool, for bursts: the scheduler's jobs running in the same process."""
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout the package is installed from (editable install): holds migrations/."""
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "scopekeeper_write"
+_READ_OPTION = "scopekeeper_read"
+
+Bind = Engine | Connection
+"""Where a read runs: an engine (the read takes a connection of its own and returns it), or a
+connection its caller holds and closes (a web request reads through one)."""
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for ``sqlite:///FILE`` or ``postgresql+psycopg://...``, tuned as said above."""
+def create_db_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
+    """An engine for ``sqlite:///FILE`` or ``postgresql+psycopg://...``, tuned as said above,
+    keeping up to ``pool_size`` connections open."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"database_url: {url!r} is not a database URL") from None
     if parsed.get_backend_name() == "sqlite":
         in_memory = parsed.database in (None, "", ":memory:")
-        pooling = {} if in_memory else {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        pooling = {} if in_memory else {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW}
         engine = create_engine(parsed, json_serializer=_json_dumps, **pooling)
         _configure_sqlite(engine)
         return engine
@@ -54,7 +60,7 @@ def create_db_engine(url: str) -> Engine:
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True, json_serializer=_json_dumps,
-                             pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
+                             pool_size=pool_size, max_overflow=POOL_OVERFLOW,
                              connect_args={"options": "-c timezone=UTC"})
     raise ConfigError(f"database_url: unsupported database {parsed.get_backend_name()!r}; "
                       "use sqlite:///FILE or postgresql+psycopg://...")
@@ -88,8 +94,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        write = connection.get_execution_options().get(_WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get(_READ_OPTION, False):
+            return  # read_connection: each statement on its own
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE_OPTION, False)
+                                   else "BEGIN")
 
 
 @contextmanager
@@ -102,6 +111,35 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         connection.execution_options(**{_WRITE_OPTION: True})
         with connection.begin():
             yield connection
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads that need no snapshot across their statements: each statement
+    runs on its own, outside a transaction.
+
+    On PostgreSQL (autocommit) that saves the BEGIN and ROLLBACK round trips of each use, and
+    changes nothing else: READ COMMITTED takes a snapshot per statement anyway. On SQLite no
+    read transaction stays open while, say, a web page renders. Reads that must agree with
+    each other (reports, exports) take a REPEATABLE READ transaction instead.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            connection.execution_options(**{_READ_OPTION: True})
+        yield connection
+
+
+@contextmanager
+def connected(bind: Bind) -> Iterator[Connection]:
+    """``bind`` itself when it is a connection (its holder closes it), else a new connection of
+    the engine, closed on leaving."""
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    with bind.connect() as connection:
+        yield connection
 
 
 @contextmanager

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import and_, or_, select
 
-from service.registry.db import registry_errors
+from service.registry.db import Bind, connected, registry_errors
 from service.registry.tables import access_interval_table, credential_table, grant_table
 
 
@@ -37,18 +37,18 @@ class HeldAccess:
     credentials: tuple[HeldCredential, ...]
 
 
-def held_at(*, engine: Engine, agent_id: str, at: datetime) -> HeldAccess:
+def held_at(*, engine: Bind, agent_id: str, at: datetime) -> HeldAccess:
     """The grants and credentials ``agent_id`` held at ``at`` (period start inclusive, end
     exclusive), each with the holding period that covers ``at``."""
     return _held(engine, agent_id, at)
 
 
-def access_history(*, engine: Engine, agent_id: str) -> HeldAccess:
+def access_history(*, engine: Bind, agent_id: str) -> HeldAccess:
     """Every holding period of the agent's grants and credentials, oldest first."""
     return _held(engine, agent_id, None)
 
 
-def _held(engine: Engine, agent_id: str, at: datetime | None) -> HeldAccess:
+def _held(engine: Bind, agent_id: str, at: datetime | None) -> HeldAccess:
     interval, grant, cred = access_interval_table, grant_table, credential_table
     conditions = [interval.c.agent_id == agent_id]
     if at is not None:
@@ -68,7 +68,7 @@ def _held(engine: Engine, agent_id: str, at: datetime | None) -> HeldAccess:
                                     cred.c.id == interval.c.item_id))
                    .where(*conditions).order_by(*order))
     with registry_errors(f"reading the access history of {agent_id} failed"), \
-            engine.connect() as conn:
+            connected(engine) as conn:
         return HeldAccess(grants=tuple(HeldGrant(*row) for row in conn.execute(grants)),
                           credentials=tuple(HeldCredential(*row)
                                             for row in conn.execute(credentials)))

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Engine, Integer, Row, func, literal_column
 
 from service.errors import InputError
 from service.findings.model import SEVERITIES
-from service.registry.db import registry_errors
+from service.registry.db import Bind, connected, registry_errors
 from service.registry.tables import finding_table, policy_set_table, severity_order_sql
 
 FINDING_STATUSES = ("open", "waived", "accepted", "resolved")
@@ -70,7 +70,7 @@ def finding_dict(row: Row[Any]) -> dict[str, Any]:
     return out
 
 
-def latest_policy_set(*, engine: Engine) -> dict[str, Any] | None:
+def latest_policy_set(*, engine: Bind) -> dict[str, Any] | None:
     """The valid policy set the latest evaluation used, or None before the first evaluation.
 
     Keys: version, files, loaded_at (first recorded) and evaluated_at (last used), as datetimes.
@@ -78,7 +78,7 @@ def latest_policy_set(*, engine: Engine) -> dict[str, Any] | None:
     table = policy_set_table
     query = (select(table).where(table.c.valid.is_(True), table.c.last_used_at.is_not(None))
              .order_by(table.c.last_used_at.desc()).limit(1))
-    with registry_errors("reading the latest policy set failed"), engine.connect() as conn:
+    with registry_errors("reading the latest policy set failed"), connected(engine) as conn:
         row = conn.execute(query).first()
     if row is None:
         return None

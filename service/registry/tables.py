@@ -170,7 +170,8 @@ class FindingRow(SQLModel, table=True):
                       Index("ix_finding_worst_first", "status",
                             text(f"({severity_order_sql('severity')})"),
                             text("(coalesce(agent_id, ''))"),
-                            "type", "subject", "id"))
+                            "type", "subject", "id"),
+                      Index("ix_finding_status_severity", "status", "severity"))
 
     id: str = Field(primary_key=True, sa_type=String(64))
     type: str = Field(sa_type=String(32))

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, Select, Text, cast, false, or_, select
 
 from service.errors import InputError
-from service.registry.db import registry_errors
+from service.registry.db import Bind, connected, registry_errors
 from service.registry.queries import rfc3339
 from service.reviews.decisions import ReviewNotFoundError
 from service.reviews.tables import review_item_table, review_task_table
@@ -26,16 +26,16 @@ TASK_STATUSES = ("open", "remediating", "remediation_failed", "closed")
 TASK_KINDS = ("campaign", "delta", "expiry")
 
 
-def list_tasks(*, engine: Engine, statuses: Collection[str] | None = None,
+def list_tasks(*, engine: Bind, statuses: Collection[str] | None = None,
                reviewer: str | None = None, agent: str | None = None) -> list[dict[str, Any]]:
     """Tasks ordered by due date, then id (without items)."""
     query = _task_query(select(review_task_table), statuses=statuses, agent=agent)
-    with registry_errors("reading review tasks failed"), engine.connect() as conn:
+    with registry_errors("reading review tasks failed"), connected(engine) as conn:
         rows = _rows_for(conn, query, reviewer=reviewer)
     return [task_dict(row) for row in rows]
 
 
-def list_task_keys(*, engine: Engine, statuses: Collection[str] | None = None,
+def list_task_keys(*, engine: Bind, statuses: Collection[str] | None = None,
                    reviewer: str | None = None,
                    agent: str | None = None) -> list[tuple[datetime, str]]:
     """``(due_at, id)`` of the tasks ``list_tasks`` would return, in the same order, reading only
@@ -45,7 +45,7 @@ def list_task_keys(*, engine: Engine, statuses: Collection[str] | None = None,
     columns = select(table.c.id, table.c.due_at, table.c.status, table.c.reviewers,
                      table.c.fallback_reviewers, table.c.escalated_at)
     query = _task_query(columns, statuses=statuses, agent=agent)
-    with registry_errors("reading review tasks failed"), engine.connect() as conn:
+    with registry_errors("reading review tasks failed"), connected(engine) as conn:
         rows = _rows_for(conn, query, reviewer=reviewer)
     return [(row.due_at, row.id) for row in rows]
 
@@ -58,7 +58,7 @@ def get_task(*, engine: Engine, task_id: str) -> dict[str, Any]:
     return found[0]
 
 
-def get_tasks(*, engine: Engine, task_ids: Sequence[str],
+def get_tasks(*, engine: Bind, task_ids: Sequence[str],
               items: bool = True) -> list[dict[str, Any]]:
     """The tasks with these ids, in the order given (unknown ids left out), each with its items
     (key ``items``, by id) unless ``items`` is false: two statements whatever the count."""
@@ -66,7 +66,7 @@ def get_tasks(*, engine: Engine, task_ids: Sequence[str],
     ids = list(dict.fromkeys(task_ids))
     if not ids:
         return []
-    with registry_errors("reading review tasks failed"), engine.connect() as conn:
+    with registry_errors("reading review tasks failed"), connected(engine) as conn:
         rows = {row.id: row for row in conn.execute(select(task).where(task.c.id.in_(ids)))}
         by_task: dict[str, list[dict[str, Any]]] = {task_id: [] for task_id in rows}
         if items and rows:

@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, exists, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Engine, Select, exists, func, or_, select, tuple_
 
 from service.errors import InputError
 from service.findings.model import FINDING_TYPES
-from service.registry.db import registry_errors
+from service.registry.db import Bind, connected, registry_errors
 from service.registry.history import HeldAccess, access_history
 from service.registry.queries import latest_policy_set, rfc3339
 from service.registry.tables import agent_table, finding_table
@@ -154,12 +154,12 @@ def _listing(filters: AgentFilter, sort: AgentSort) -> tuple[Select[Any], list[A
     return query, order
 
 
-def list_agents(*, engine: Engine, filters: AgentFilter = AgentFilter(),
+def list_agents(*, engine: Bind, filters: AgentFilter = AgentFilter(),
                 sort: AgentSort = AgentSort(), page: int = 1) -> AgentPage:
     """One numbered page of the matching agents, ``PAGE_SIZE`` per page (a page past the last
     shows the last), each with its count of open findings."""
     query, order = _listing(filters, sort)
-    with registry_errors("reading agents failed"), engine.connect() as conn:
+    with registry_errors("reading agents failed"), connected(engine) as conn:
         total = conn.execute(select(func.count()).select_from(agent_table)
                              .where(*_where(filters))).scalar_one()
         pages = max(1, -(-total // PAGE_SIZE))
@@ -207,19 +207,21 @@ def _agent_row(row: Any) -> dict[str, Any]:
             "labels": dict(row.labels or {}), "open": int(row.open)}
 
 
-def agent_detail(*, engine: Engine, agent_id: str, loaded: LoadedSet,
+def agent_detail(*, engine: Bind, agent_id: str, loaded: LoadedSet,
                  now: datetime) -> dict[str, Any]:
     """One active agent with what it holds, each grant with its status and the policy entry
     behind it, each credential with its age against the max age, and the governing policy's
     ``file:line`` under ``loaded`` (see ``service.web.governing``)."""
     if "\x00" in agent_id:
         raise AgentNotFoundError(agent_id)  # no id holds one
-    with registry_errors(f"reading agent {agent_id} failed"), engine.connect() as conn:
+    with registry_errors(f"reading agent {agent_id} failed"), connected(engine) as conn:
         found = active_agents(conn, [agent_id])
         if not found:
             raise AgentNotFoundError(agent_id)
         holdings = load_holdings(conn, [agent_id])[agent_id]
-    latest = latest_policy_set(engine=engine)
+        latest = latest_policy_set(engine=conn)
+        tasks = _with_decisions(conn, list_tasks(engine=conn, agent=agent_id))
+        history = _history(access_history(engine=conn, agent_id=agent_id))
     record = found[0]
     explained = explain(loaded=loaded, agent=record.view(), grants=holdings.grants,
                         credentials=holdings.credentials, now=now,
@@ -244,8 +246,8 @@ def agent_detail(*, engine: Engine, agent_id: str, loaded: LoadedSet,
                          "age": explained["ages"].get(row.id)} for row in holdings.credentials],
         "findings": [{"id": row.id, "type": row.type, "severity": row.severity,
                       "status": row.status, "subject": row.subject} for row in holdings.findings],
-        "tasks": _with_decisions(engine, list_tasks(engine=engine, agent=agent_id)),
-        "history": _history(access_history(engine=engine, agent_id=agent_id)),
+        "tasks": tasks,
+        "history": history,
     }
 
 
@@ -271,15 +273,14 @@ def _grant(row: Any, worst: tuple[str, Any] | None, rule: dict[str, Any] | None,
             "rule": rule, "last_used_at": rfc3339(row.last_used_at)}
 
 
-def _with_decisions(engine: Engine, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_decisions(conn: Connection, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each task with its decided items (``decisions``), read in one query."""
     item = review_item_table
     ids = [task["id"] for task in tasks]
     decided: dict[str, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
     if ids:
-        with registry_errors("reading review decisions failed"), engine.connect() as conn:
-            for row in conn.execute(select(item).where(item.c.task_id.in_(ids),
-                                                       item.c.decision.is_not(None))
-                                    .order_by(item.c.task_id, item.c.id)):
-                decided[row.task_id].append(item_dict(row))
+        for row in conn.execute(select(item).where(item.c.task_id.in_(ids),
+                                                   item.c.decision.is_not(None))
+                                .order_by(item.c.task_id, item.c.id)):
+            decided[row.task_id].append(item_dict(row))
     return [{**task, "decisions": decided[task["id"]]} for task in tasks]

@@ -23,6 +23,7 @@ from service.web.agent_queries import (
     list_agents_after,
 )
 from service.web.api_models import ERRORS
+from service.web.connection import registry
 from service.web.cursor import CursorPage, PageRequest, page_request
 from service.web.governing import policy_in_force
 from service.web.page_numbers import page_numbers, page_query
@@ -153,7 +154,7 @@ def add_agent_routes(app: FastAPI) -> None:
                     page_number: int = 1) -> Response:
         viewer(request)
         ordering = agent_sort(sort=sort, order=order)
-        found = list_agents(engine=request.app.state.engine, page=page_number, sort=ordering,
+        found = list_agents(engine=registry(request), page=page_number, sort=ordering,
                             filters=agent_filter(q=q, owner=owner, label=label, source=source,
                                                  drift=drift))
         shown = {"q": q, "owner": owner, "label": label, "source": source, "drift": drift}
@@ -210,5 +211,5 @@ def add_agent_routes(app: FastAPI) -> None:
 
 
 def _detail(request: Request, agent_id: str) -> dict[str, Any]:
-    return agent_detail(engine=request.app.state.engine, agent_id=agent_id,
+    return agent_detail(engine=registry(request), agent_id=agent_id,
                         loaded=policy_in_force(request.app.state), now=now_of(request))

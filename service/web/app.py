@@ -56,6 +56,7 @@ from service.web.api_models import (
 )
 from service.web.api_policies import add_policy_api_routes
 from service.web.audit import add_audit_routes
+from service.web.connection import ReleaseRegistry
 from service.web.credentials import add_credential_routes
 from service.web.dashboard import add_dashboard_routes
 from service.web.findings import add_finding_routes
@@ -71,9 +72,6 @@ from service.web.sources import add_source_routes
 if TYPE_CHECKING:
     from service.scheduler.service import SchedulerService
 
-REQUEST_THREADS = POOL_SIZE
-"""Requests handled at once (anyio's default is 40 threads): one pooled registry connection each,
-so a burst queues for a thread instead of opening connections beyond the pool."""
 FINDING_STATUSES = ("open", "waived", "accepted", "resolved")
 
 
@@ -87,11 +85,12 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
     """The ASGI app over the registry at ``settings.database_url``; ``scheduler`` (``serve``
     without ``--no-scheduler``) is started and stopped with the app. ``first_admin``: with no
     users yet, create ``admin`` and print its one-time password on start."""
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.database_url,
+                              pool_size=max(POOL_SIZE, settings.web_threads + 2))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         if first_admin:
             announce_first_admin(engine)
         if scheduler is not None:
@@ -139,6 +138,7 @@ def announce_first_admin(engine: Engine) -> None:
 
 
 def _add_edges(app: FastAPI) -> None:
+    app.add_middleware(ReleaseRegistry)
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(ScopekeeperError)

@@ -31,6 +31,7 @@ from service.reports.findings import finding_summary, top_open_findings
 from service.reports.reviews import overdue_reviews
 from service.reports.sources import source_health
 from service.web.api_models import ERRORS
+from service.web.connection import registry
 from service.web.credential_queries import (
     DUE_STAGES,
     Filters,
@@ -194,12 +195,13 @@ def parse_days(text: str) -> int:
 
 
 def dashboard_numbers(request: Request, *, days: int) -> Dashboard:
-    """Everything the dashboard shows, read in one connection."""
+    """Everything the dashboard shows, read through the request's connection."""
     state = request.app.state
     now = now_of(request)
     settings = state.settings
-    evaluated = latest_policy_set(engine=state.engine)
-    with registry_errors("reading the dashboard failed"), state.engine.connect() as conn:
+    conn = registry(request)
+    evaluated = latest_policy_set(engine=conn)
+    with registry_errors("reading the dashboard failed"):
         counted = state.finding_numbers.read(conn, now=now, days=days)
         summary, trend, severe = counted.summary, counted.trend, counted.most_severe
         reviews = overdue_reviews(conn, now=now, limit=OLDEST)

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, Select, func, select
 
 from service.errors import InputError
 from service.findings.model import FINDING_TYPES, SEVERITIES
-from service.registry.db import registry_errors
+from service.registry.db import Bind, connected, registry_errors
 from service.registry.queries import (
     FINDING_STATUSES,
     SEVERITY_ORDER,
@@ -63,12 +63,16 @@ def finding_filter(*, statuses: list[str], severity: str = "", type_: str = "",
                          integration=text_filter("integration", integration))
 
 
-def _filtered(query: Select[Any], filters: FindingFilter) -> Select[Any]:
+def _filtered(query: Select[Any], filters: FindingFilter, *, ordered: bool) -> Select[Any]:
+    """``query`` narrowed to ``filters``. An ``ordered`` query (a page) matches the severity by
+    its rank, which the worst-first index serves together with the order; a count matches it by
+    name, which the (status, severity) index answers on its own."""
     table = _table
     query = query.where(table.c.status.in_(filters.statuses))
     if filters.severity:
-        # the severity's rank rather than its name, so the worst-first index serves the filter
-        query = query.where(severity_order_of(filters.severity) == SEVERITY_ORDER)
+        rank = severity_order_of(filters.severity)
+        query = query.where(rank == SEVERITY_ORDER if ordered
+                            else table.c.severity == filters.severity)
     if filters.type:
         query = query.where(table.c.type == filters.type)
     if filters.agent:
@@ -79,15 +83,16 @@ def _filtered(query: Select[Any], filters: FindingFilter) -> Select[Any]:
     return query
 
 
-def list_findings_page(*, engine: Engine, filters: FindingFilter, page: int = 1) -> FindingPage:
+def list_findings_page(*, engine: Bind, filters: FindingFilter, page: int = 1) -> FindingPage:
     """One numbered page of the matching findings, ``PAGE_SIZE`` per page (a page past the
     last shows the last)."""
-    with registry_errors("reading findings failed"), engine.connect() as conn:
-        total = conn.execute(_filtered(select(func.count()).select_from(_table),
-                                       filters)).scalar_one()
+    with registry_errors("reading findings failed"), connected(engine) as conn:
+        total = conn.execute(_filtered(select(func.count()).select_from(_table), filters,
+                                       ordered=False)).scalar_one()
         pages = max(1, -(-total // PAGE_SIZE))
         page = min(max(page, 1), pages)
-        ids = conn.execute(_filtered(select(_table.c.id), filters).order_by(*_order(filters))
+        ids = conn.execute(_filtered(select(_table.c.id), filters, ordered=True)
+                           .order_by(*_order(filters))
                            .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).scalars().all()
         findings = _in_order(conn, ids)
     return FindingPage(findings=findings, total=total, page=page, pages=pages)
@@ -107,7 +112,8 @@ def list_findings_after(*, engine: Engine, filters: FindingFilter,
         typed_cursor(request.cursor, (int, str, str, str, str))
     keys = (SEVERITY_ORDER.label("severity_order"), _table.c.agent_id, _table.c.type,
             _table.c.subject, _table.c.id)
-    query = keyset_page(_filtered(select(*keys), filters), order=WORST_FIRST, request=request)
+    query = keyset_page(_filtered(select(*keys), filters, ordered=True), order=WORST_FIRST,
+                        request=request)
     with registry_errors("reading findings failed"), engine.connect() as conn:
         page = finish_page(list(conn.execute(query)), request=request, key_of=lambda row: (
             row.severity_order, row.agent_id or "", row.type, row.subject, row.id))
@@ -128,7 +134,7 @@ def summarize(*, engine: Engine, filters: FindingFilter) -> dict[str, Any]:
     """``{"open": n, "waived": n, "by_type": {type: open count}}`` over every matching finding
     (DESIGN §5's summary), counted in SQL."""
     query = _filtered(select(_table.c.status, _table.c.type, func.count())
-                      .group_by(_table.c.status, _table.c.type), filters)
+                      .group_by(_table.c.status, _table.c.type), filters, ordered=False)
     with registry_errors("counting findings failed"), engine.connect() as conn:
         counts = conn.execute(query).all()
     by_type = {kind: count for status, kind, count in counts if status == "open"}

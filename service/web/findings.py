@@ -18,6 +18,7 @@ from service.output.report import policy_place
 from service.registry.acceptance import accept_finding, waive_finding
 from service.registry.queries import FINDING_STATUSES, latest_policy_set, rfc3339
 from service.web.api_models import ERRORS
+from service.web.connection import registry
 from service.web.cursor import PageRequest, page_request
 from service.web.finding_queries import (
     finding_filter,
@@ -114,7 +115,7 @@ def add_finding_routes(app: FastAPI) -> None:
         viewer(request)
         filters = finding_filter(statuses=[status], severity=severity, type_=type,
                                  agent=agent, integration=integration)
-        found = list_findings_page(engine=request.app.state.engine, filters=filters,
+        found = list_findings_page(engine=registry(request), filters=filters,
                                    page=page_number)
         shown = {"status": status, "severity": severity, "type": type, "agent": agent,
                  "integration": integration}
@@ -211,7 +212,7 @@ def _form_date(field: str, text: str) -> date:
 
 
 def _document_head(request: Request) -> dict[str, Any]:
-    latest = latest_policy_set(engine=request.app.state.engine) or {}
+    latest = latest_policy_set(engine=registry(request)) or {}
     return {"policy_set": latest.get("version"),
             "evaluated_at": rfc3339(latest.get("evaluated_at"))}
 

@@ -19,6 +19,7 @@ from service.registry.queries import rfc3339
 from service.reviews.decisions import Decision, DecisionResult, decide, decide_all
 from service.reviews.queries import TASK_STATUSES, get_task, get_tasks, list_task_keys
 from service.web.api_models import ERRORS
+from service.web.connection import registry
 from service.web.cursor import CursorPage, PageRequest, decode_cursor, encode_cursor, page_request
 from service.web.page_numbers import page_numbers, page_query
 from service.web.pages import page
@@ -130,12 +131,12 @@ def add_review_routes(app: FastAPI) -> None:
     def my_reviews(request: Request, page_number: int = 1) -> Response:
         """The caller's open tasks, oldest due first, ``PAGE_SIZE`` to a page."""
         who = reviewer(request)
-        engine = request.app.state.engine
-        keys = list_task_keys(engine=engine, statuses=OPEN_STATUSES, reviewer=who.user_id)
+        reads = registry(request)
+        keys = list_task_keys(engine=reads, statuses=OPEN_STATUSES, reviewer=who.user_id)
         shown = ReviewPage.of(len(keys), page_number)
         start = (shown.page - 1) * PAGE_SIZE
-        tasks = get_tasks(engine=engine, task_ids=[task_id for _, task_id in
-                                                   keys[start:start + PAGE_SIZE]])
+        tasks = get_tasks(engine=reads, task_ids=[task_id for _, task_id in
+                                                  keys[start:start + PAGE_SIZE]])
         return page(request, "reviews.html", {
             "tasks": tasks, "done": request.query_params.get("done"), "result": shown,
             "numbers": page_numbers(shown.page, shown.pages),

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from service.auth.roles import allows
 from service.auth.sessions import SessionPolicy, SessionSigner, active_session
 from service.auth.tokens import token_holder
+from service.web.connection import registry
 
 SESSION_COOKIE = "sk_session"
 SESSION_KEY_ENV = "SCOPEKEEPER_SESSION_KEY"
@@ -102,6 +103,7 @@ def _resolve(request: Request) -> Principal | None:
     if secret is None:
         return None
     policy: SessionPolicy = request.app.state.session_policy
-    session = active_session(engine=engine, secret=secret, policy=policy, now=now_of(request))
+    session = active_session(engine=engine, secret=secret, policy=policy, now=now_of(request),
+                             reads=registry(request))
     return session and Principal(user_id=session.user_id, role=session.role, csrf=session.csrf,
                                  session_secret=secret)

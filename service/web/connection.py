@@ -1,0 +1,53 @@
+"""One registry connection per web request, for its reads.
+
+A page reads the caller's session and then its data in several queries. Each of them used to
+check a connection out of the pool and back, and each checkout costs round trips (the pool's
+liveness ping, BEGIN, ROLLBACK) that, on a busy server, also wait for the interpreter lock
+again. ``registry(request)`` opens one ``read_connection`` on first use and keeps it for the
+rest of the request; ``ReleaseRegistry`` returns it to the pool once the answer is sent.
+Writes still run in ``write_transaction``s of their own.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+from sqlalchemy import Connection
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.registry.db import read_connection, registry_errors
+
+_HELD = "registry_reads"
+
+
+def registry(request: Request) -> Connection:
+    """The request's read connection, opened on first use."""
+    held: tuple[ExitStack, Connection] | None = getattr(request.state, _HELD, None)
+    if held is None:
+        stack = ExitStack()
+        with registry_errors("connecting to the registry failed"):
+            connection = stack.enter_context(read_connection(request.app.state.engine))
+        held = (stack, connection)
+        setattr(request.state, _HELD, held)
+    return held[1]
+
+
+class ReleaseRegistry:
+    """Closes the request's read connection (if it opened one) when the request is done,
+    answered or failed. Closing does no I/O: the connection holds no transaction."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            held = state.pop(_HELD, None)
+            if held is not None:
+                held[0].close()
