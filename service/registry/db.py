@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -37,6 +38,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "scopekeeper_write"
 _READ_OPTION = "scopekeeper_read"
+_JSON_DECODER = msgspec.json.Decoder()
 
 Bind = Engine | Connection
 """Where a read runs: an engine (the read takes a connection of its own and returns it), or a
@@ -53,13 +55,15 @@ def create_db_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         in_memory = parsed.database in (None, "", ":memory:")
         pooling = {} if in_memory else {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW}
-        engine = create_engine(parsed, json_serializer=_json_dumps, **pooling)
+        engine = create_engine(parsed, json_serializer=_json_dumps,
+                               json_deserializer=_json_loads, **pooling)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True, json_serializer=_json_dumps,
+                             json_deserializer=_json_loads,
                              pool_size=pool_size, max_overflow=POOL_OVERFLOW,
                              connect_args={"options": "-c timezone=UTC"})
     raise ConfigError(f"database_url: unsupported database {parsed.get_backend_name()!r}; "
@@ -79,6 +83,16 @@ def _json_default(value: Any) -> Any:
 
 def _json_dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def _json_loads(text: str | bytes) -> Any:
+    """JSON columns, read with msgspec (several times quicker than the standard library, which
+    counts on a page listing hundreds of review items), or with the standard library for the
+    few texts only it reads, such as the NaN ``json.dumps`` writes: the same values either way."""
+    try:
+        return _JSON_DECODER.decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
 
 
 def _configure_sqlite(engine: Engine) -> None:

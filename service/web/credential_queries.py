@@ -14,7 +14,6 @@ one SQL ``CASE`` over the groups, so filtering, counting and paging stay in the 
 from __future__ import annotations
 
 import json
-import threading
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -49,6 +48,7 @@ from service.registry.tables import agent_table, credential_table, sync_run_tabl
 from service.reminders.tables import rotation_reminder_table
 from service.reviews.rules import agent_view
 from service.web.governing import policy_in_force
+from service.web.kept import Identity, Kept
 
 STAGES = ("ok", "warning", "due", "overdue", "snoozed", "unknown")
 DUE_STAGES = ("due", "overdue")
@@ -316,10 +316,8 @@ class PolicySource:
     run) or when the set changes."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rules_key: tuple[Any, ...] | None = None
-        self._rules: Rules | None = None
-        self._overviews: dict[tuple[Any, ...], Overview] = {}
+        self._rules: Kept[Rules] = Kept(limit=1)
+        self._overviews: Kept[Overview] = Kept(limit=OVERVIEWS_KEPT)
 
     def rules(self, conn: Connection, *, state: State) -> Rules:
         policy_set = policy_in_force(state).policy_set
@@ -330,14 +328,8 @@ class PolicySource:
                conn.execute(select(func.max(sync_run_table.c.id))).scalar(),
                *conn.execute(select(func.count(), func.max(agent.c.first_seen_at))
                              .where(agent.c.removed_at.is_(None))).one())
-        with self._lock:
-            if key == self._rules_key and self._rules is not None:
-                return self._rules
-        rules = governing_rules(conn, policy_set=policy_set, settings=settings)
-        with self._lock:
-            self._rules_key, self._rules = key, rules
-            self._overviews.clear()
-        return rules
+        return self._rules.get(key, lambda: governing_rules(conn, policy_set=policy_set,
+                                                            settings=settings))
 
     def overview(self, conn: Connection, rules: Rules, *, now: datetime, filters: Filters,
                  due_limit: int) -> Overview:
@@ -346,17 +338,9 @@ class PolicySource:
         snoozes (each one is audited). Stages move in days, so a minute is invisible, and
         the page and the dashboard skip two passes over every credential."""
         reminder, audit = rotation_reminder_table, audit_entry_table
-        key = (id(rules), filters, due_limit, now.replace(second=0, microsecond=0),
+        key = (Identity(rules), filters, due_limit, now.replace(second=0, microsecond=0),
                conn.execute(select(func.max(audit.c.seq))).scalar(),
                *conn.execute(select(func.count(), func.max(reminder.c.id))
                              .where(reminder.c.closed_at.is_(None))).one())
-        with self._lock:
-            found = self._overviews.get(key)
-        if found is None:
-            found = rotation_overview(conn, rules, now=now, filters=filters,
-                                      due_limit=due_limit)
-            with self._lock:
-                if len(self._overviews) >= OVERVIEWS_KEPT:
-                    self._overviews.clear()
-                self._overviews[key] = found
-        return found
+        return self._overviews.get(key, lambda: rotation_overview(
+            conn, rules, now=now, filters=filters, due_limit=due_limit))

@@ -8,7 +8,6 @@ the credentials page agree on every number.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from service.web.credential_queries import (
     Filters,
     PolicySource,
 )
+from service.web.kept import Kept
 from service.web.pages import page
 from service.web.security import now_of, require
 
@@ -116,10 +116,8 @@ class Dashboard(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class FindingNumbers:
-    """The dashboard's numbers that count every finding, and what they were counted at."""
+    """The dashboard's numbers that count every finding."""
 
-    mark: tuple[Any, ...]
-    counted_at: float
     summary: dict[str, Any]
     trend: list[dict[str, Any]]
     most_severe: list[dict[str, Any]]
@@ -135,31 +133,26 @@ def _change_mark() -> Select[Any]:
 
 class FindingNumbersCache:
     """Counting every finding (by status, severity and type, and the daily trend) reads the
-    whole table; on a large fleet that is most of a dashboard's cost. The counts are kept per
-    trend length and reused while the change mark and the day are the same, for at most
-    ``KEEP_SECONDS``: a finding that opens, resolves, is waived or accepted shows on the next
-    view, in any process."""
+    whole table; on a large fleet that is most of a dashboard's cost. The counts are kept by
+    trend length, day and change mark, for one ``KEEP_SECONDS`` period of ``clock`` at most: a
+    finding that opens, resolves, is waived or accepted shows on the next view, in any
+    process."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._kept: dict[int, FindingNumbers] = {}
-        self._lock = threading.Lock()
+        self._kept: Kept[FindingNumbers] = Kept()
 
     def read(self, conn: Connection, *, now: datetime, days: int) -> FindingNumbers:
-        mark = (now.date(), *conn.execute(_change_mark()).one())
-        with self._lock:
-            kept = self._kept.get(days)
-        if (kept is not None and kept.mark == mark
-                and self._clock() - kept.counted_at < KEEP_SECONDS):
-            return kept
+        key = (days, now.date(), int(self._clock() // KEEP_SECONDS),
+               *conn.execute(_change_mark()).one())
+        return self._kept.get(key, lambda: self._count(conn, now=now, days=days))
+
+    @staticmethod
+    def _count(conn: Connection, *, now: datetime, days: int) -> FindingNumbers:
         summary = finding_summary(conn)
-        fresh = FindingNumbers(
-            mark=mark, counted_at=self._clock(), summary=summary,
-            trend=open_trend(conn, now=now, days=days, open_now=summary["open"]),
+        return FindingNumbers(
+            summary=summary, trend=open_trend(conn, now=now, days=days, open_now=summary["open"]),
             most_severe=top_open_findings(conn, limit=MOST_SEVERE))
-        with self._lock:
-            self._kept[days] = fresh
-        return fresh
 
 
 def add_dashboard_routes(app: FastAPI) -> None:
