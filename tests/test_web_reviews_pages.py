@@ -56,7 +56,7 @@ def shown(client, number):
 
 def test_pages_split_the_reviewers_tasks_in_due_order_without_overlap(built):
     engine, site = built
-    mine = add_tasks(engine, 2 * PAGE_SIZE + 3, prefix="mine")
+    mine = add_tasks(engine, 2 * PAGE_SIZE - 2, prefix="mine")  # 3 more are alice's below
     escalated = add_tasks(engine, 2, prefix="esc", reviewers=("nobody-group",),
                           fallback=("security-team",), escalated=True, after_days=100)
     add_tasks(engine, 3, prefix="other", reviewers=("other-team",))
@@ -64,7 +64,7 @@ def test_pages_split_the_reviewers_tasks_in_due_order_without_overlap(built):
               fallback=("security-team",))  # not escalated: not alice's yet
     log_in(site.client, "alice")
     pages = [shown(site.client, number) for number in (1, 2, 3)]
-    assert [len(one) for one in pages] == [PAGE_SIZE, PAGE_SIZE, 6]
+    assert [len(one) for one in pages] == [PAGE_SIZE, PAGE_SIZE, 1]
     seen = [task_id for one in pages for task_id in one]
     assert len(set(seen)) == len(seen)
     # the campaign task of review_app is due at T_REVIEW + 14d: first

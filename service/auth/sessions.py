@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from service.auth.tables import session_table
 from service.auth.tokens import digest
@@ -22,6 +22,10 @@ from service.users.tables import user_table
 
 TOUCH_EVERY = timedelta(minutes=1)
 """Last use is written at most this often, not on every request."""
+_SESSION_WITH_USER = (select(session_table, user_table.c.role, user_table.c.disabled)
+                      .join(user_table, user_table.c.id == session_table.c.user_id)
+                      .where(session_table.c.id == bindparam("session_id")))
+"""Read on every request, so built once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +73,10 @@ def active_session(*, engine: Engine, secret: str, policy: SessionPolicy, now: d
     """The live session of this secret, touched; None when unknown, ended, idle too long, past
     its absolute lifetime, or its user is disabled. It is read through ``reads`` when given
     (a request's connection), else through ``engine``, which also records the use."""
-    sessions, users = session_table, user_table
+    sessions = session_table
     session_id = digest(secret)
     with registry_errors("reading the session failed"), connected(reads or engine) as conn:
-        row = conn.execute(
-            select(sessions, users.c.role, users.c.disabled)
-            .join(users, users.c.id == sessions.c.user_id)
-            .where(sessions.c.id == session_id)).first()
+        row = conn.execute(_SESSION_WITH_USER, {"session_id": session_id}).first()
     if row is None or row.ended_at is not None or row.disabled:
         return None
     if now - row.last_seen_at > policy.idle or now - row.created_at > policy.absolute:

@@ -70,16 +70,20 @@ def finding_dict(row: Row[Any]) -> dict[str, Any]:
     return out
 
 
+_LATEST_POLICY_SET = (select(policy_set_table)
+                      .where(policy_set_table.c.valid.is_(True),
+                             policy_set_table.c.last_used_at.is_not(None))
+                      .order_by(policy_set_table.c.last_used_at.desc()).limit(1))
+"""Read by most pages, so built once."""
+
+
 def latest_policy_set(*, engine: Bind) -> dict[str, Any] | None:
     """The valid policy set the latest evaluation used, or None before the first evaluation.
 
     Keys: version, files, loaded_at (first recorded) and evaluated_at (last used), as datetimes.
     """
-    table = policy_set_table
-    query = (select(table).where(table.c.valid.is_(True), table.c.last_used_at.is_not(None))
-             .order_by(table.c.last_used_at.desc()).limit(1))
     with registry_errors("reading the latest policy set failed"), connected(engine) as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(_LATEST_POLICY_SET).first()
     if row is None:
         return None
     return {"version": row.version, "files": list(row.files), "loaded_at": row.loaded_at,

@@ -310,6 +310,19 @@ def rotations_due(conn: Connection, rules: Rules, *, now: datetime, limit: int,
     return [credential_dict(row, now=now) for row in conn.execute(query)]
 
 
+_RULES_MARK = select(
+    select(func.max(sync_run_table.c.id)).scalar_subquery(),
+    *(select(func.count(), func.max(agent_table.c.first_seen_at))
+      .where(agent_table.c.removed_at.is_(None)).subquery().c))
+"""What the agents' rules rest on besides the policy set: syncs, and the active agents."""
+_OVERVIEW_MARK = select(
+    select(func.max(audit_entry_table.c.seq)).scalar_subquery(),
+    *(select(func.count(), func.max(rotation_reminder_table.c.id))
+      .where(rotation_reminder_table.c.closed_at.is_(None)).subquery().c))
+"""What the rotation stages rest on besides the rules and the clock: snoozes (audited) and the
+open reminders."""
+
+
 class PolicySource:
     """The agents' ``Rules`` under the policy set in force (``governing.policy_in_force``),
     computed again only after a sync (agents change only in syncs, each of which records a sync
@@ -322,12 +335,8 @@ class PolicySource:
     def rules(self, conn: Connection, *, state: State) -> Rules:
         policy_set = policy_in_force(state).policy_set
         settings: Settings = state.settings
-        agent = agent_table
         key = (policy_set.version if policy_set else None,
-               settings.reviews.rotation.overdue_after,
-               conn.execute(select(func.max(sync_run_table.c.id))).scalar(),
-               *conn.execute(select(func.count(), func.max(agent.c.first_seen_at))
-                             .where(agent.c.removed_at.is_(None))).one())
+               settings.reviews.rotation.overdue_after, *conn.execute(_RULES_MARK).one())
         return self._rules.get(key, lambda: governing_rules(conn, policy_set=policy_set,
                                                             settings=settings))
 
@@ -337,10 +346,7 @@ class PolicySource:
         on changed: the agents' rules (syncs, the policy set), credentials (syncs), and
         snoozes (each one is audited). Stages move in days, so a minute is invisible, and
         the page and the dashboard skip two passes over every credential."""
-        reminder, audit = rotation_reminder_table, audit_entry_table
         key = (Identity(rules), filters, due_limit, now.replace(second=0, microsecond=0),
-               conn.execute(select(func.max(audit.c.seq))).scalar(),
-               *conn.execute(select(func.count(), func.max(reminder.c.id))
-                             .where(reminder.c.closed_at.is_(None))).one())
+               *conn.execute(_OVERVIEW_MARK).one())
         return self._overviews.get(key, lambda: rotation_overview(
             conn, rules, now=now, filters=filters, due_limit=due_limit))

@@ -123,12 +123,11 @@ class FindingNumbers:
     most_severe: list[dict[str, Any]]
 
 
-def _change_mark() -> Select[Any]:
-    """Two primary-key maxima: they move when a finding appears or changes status (each such
-    change writes a finding_event) and when a source syncs. A change to a finding's severity,
-    message or staleness alone moves neither; ``KEEP_SECONDS`` bounds how long it can wait."""
-    return select(*(select(func.max(table.c.id)).scalar_subquery()
-                    for table in (finding_event_table, sync_run_table)))
+_CHANGE_MARK: Select[Any] = select(*(select(func.max(table.c.id)).scalar_subquery()
+                                     for table in (finding_event_table, sync_run_table)))
+"""Two primary-key maxima: they move when a finding appears or changes status (each such change
+writes a finding_event) and when a source syncs. A change to a finding's severity, message or
+staleness alone moves neither; ``KEEP_SECONDS`` bounds how long it can wait."""
 
 
 class FindingNumbersCache:
@@ -144,7 +143,7 @@ class FindingNumbersCache:
 
     def read(self, conn: Connection, *, now: datetime, days: int) -> FindingNumbers:
         key = (days, now.date(), int(self._clock() // KEEP_SECONDS),
-               *conn.execute(_change_mark()).one())
+               *conn.execute(_CHANGE_MARK).one())
         return self._kept.get(key, lambda: self._count(conn, now=now, days=days))
 
     @staticmethod

@@ -26,8 +26,9 @@ from service.web.pages import page
 from service.web.security import Principal, check_csrf, now_of, require
 
 OPEN_STATUSES = ("open",)
-PAGE_SIZE = 10
-"""Tasks per page of "my reviews": each shows all its items, so a page stays a few hundred rows."""
+PAGE_SIZE = 5
+"""Tasks per page of "my reviews": each is a form with a row per item (a fleet agent's task may
+hold 40), so 5 tasks already make a page of up to 200 rows."""
 
 
 class TaskOut(BaseModel):
