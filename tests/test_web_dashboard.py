@@ -16,6 +16,7 @@ from service.registry.acceptance import accept_finding
 from service.registry.tables import finding_table
 from service.web.app import create_app
 from service.web.dashboard import KEEP_SECONDS, FindingNumbersCache
+from service.web.governing import CACHE_ATTRIBUTE
 from tests.test_reviews_support import DAY, T0, make_world
 from tests.test_web_credentials import credential_site
 from tests.test_web_support import T_REVIEW, log_in, person, review_site
@@ -168,3 +169,16 @@ def test_finding_numbers_are_kept_no_longer_than_their_limit(drifting):
     assert drifting.get("/api/v1/dashboard").json()["by_severity"] == before
     later = drifting.get("/api/v1/dashboard").json()["by_severity"]
     assert later["critical"] == sum(before.values()) > before["critical"]
+
+
+def test_dashboard_says_when_no_policy_set_gives_max_ages(drifting, tmp_path):
+    assert drifting.get("/api/v1/dashboard").json()["max_ages_known"] is True
+    broken = tmp_path / "broken-policies"
+    broken.mkdir()
+    (broken / "team.yaml").write_text("policies:\n\t- name: tab\n", encoding="utf-8")
+    state = drifting.app.state
+    state.settings = state.settings.model_copy(update={"policies_dir": broken})
+    delattr(state, CACHE_ATTRIBUTE)  # look at the files again now, not in 2 s
+    numbers = drifting.get("/api/v1/dashboard").json()
+    assert numbers["max_ages_known"] is False and numbers["rotations_due"] == 0
+    assert "No valid policy set is loaded: max ages are unknown" in drifting.get("/").text

@@ -21,6 +21,7 @@ from service.reviews.queries import item_dict, list_tasks
 from service.reviews.tables import review_item_table
 from service.web.cursor import CursorPage, PageRequest, decode_cursor, finish_page
 from service.web.governing import LoadedSet, explain
+from service.web.page_numbers import page_count
 
 PAGE_SIZE = 50
 STATUS_BY_FINDING = {"denied_scope": "denied", "excess_scope": "excess",
@@ -162,7 +163,7 @@ def list_agents(*, engine: Bind, filters: AgentFilter = AgentFilter(),
     with registry_errors("reading agents failed"), connected(engine) as conn:
         total = conn.execute(select(func.count()).select_from(agent_table)
                              .where(*_where(filters))).scalar_one()
-        pages = max(1, -(-total // PAGE_SIZE))
+        pages = page_count(total, PAGE_SIZE)
         page = min(max(page, 1), pages)
         rows = conn.execute(query.order_by(*_directed(order, sort)).limit(PAGE_SIZE)
                             .offset((page - 1) * PAGE_SIZE))

@@ -23,7 +23,6 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Connection,
-    Engine,
     Select,
     String,
     and_,
@@ -42,13 +41,14 @@ from service.config import Settings
 from service.errors import InputError
 from service.policy.engine import span
 from service.policy.model import PolicySet
-from service.registry.db import registry_errors
+from service.registry.db import Bind, connected, registry_errors
 from service.registry.queries import rfc3339
 from service.registry.tables import agent_table, credential_table, sync_run_table
 from service.reminders.tables import rotation_reminder_table
 from service.reviews.rules import agent_view
 from service.web.governing import policy_in_force
 from service.web.kept import Identity, Kept
+from service.web.page_numbers import page_count
 
 STAGES = ("ok", "warning", "due", "overdue", "snoozed", "unknown")
 DUE_STAGES = ("due", "overdue")
@@ -236,15 +236,15 @@ class CredentialPage:
     policy_set: str | None = None
 
 
-def credential_page(*, engine: Engine, source: PolicySource, rules: Rules, now: datetime,
+def credential_page(*, engine: Bind, source: PolicySource, rules: Rules, now: datetime,
                     filters: Filters, page: int, due_limit: int = 10) -> CredentialPage:
     """One page (``PAGE_SIZE`` rows, by id) and the summaries the credentials page shows."""
     rows = credential_query(rules, now=now, filters=filters,
                             dialect=engine.dialect.name).subquery("listed")
-    with registry_errors("reading the credentials failed"), engine.connect() as conn:
+    with registry_errors("reading the credentials failed"), connected(engine) as conn:
         overview = source.overview(conn, rules, now=now, filters=filters, due_limit=due_limit)
         total = sum(overview.summary.ages.values())
-        pages = max(1, -(-total // PAGE_SIZE))
+        pages = page_count(total, PAGE_SIZE)
         listed = conn.execute(select(rows).order_by(rows.c.id).limit(PAGE_SIZE)
                               .offset((page - 1) * PAGE_SIZE)).all()
     return CredentialPage(credentials=[credential_dict(row, now=now) for row in listed],

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from service.registry.db import registry_errors
 from service.reports.charts import column_bars
 from service.web.api_models import ERRORS
+from service.web.connection import registry
 from service.web.credential_queries import (
     STAGES,
     PolicySource,
@@ -26,6 +27,7 @@ from service.web.credential_queries import (
     parse_page,
 )
 from service.web.cursor import CursorPage, PageRequest, finish_page, keyset_page, page_request
+from service.web.page_numbers import page_numbers
 from service.web.pages import page
 from service.web.security import now_of, require
 
@@ -61,7 +63,7 @@ def add_credential_routes(app: FastAPI) -> None:
         filters = parse_filters(stage=stage, integration=integration, agent=agent)
         number = parse_page(page_number)
         now = now_of(request)
-        result = credential_page(engine=request.app.state.engine,
+        result = credential_page(engine=registry(request),
                                  source=request.app.state.policy_source, rules=_rules(request),
                                  now=now, filters=filters, page=number)
         return page(request, "credentials.html", {
@@ -90,19 +92,7 @@ def add_credential_routes(app: FastAPI) -> None:
                            key_of=lambda item: (item["id"],))
 
 
-def page_numbers(current: int, pages: int, *, around: int = 2) -> list[int | None]:
-    """Page links: the first, the last and ``around`` either side of ``current``; None marks
-    a gap."""
-    shown = sorted({1, pages, *range(max(1, current - around), min(pages, current + around) + 1)})
-    numbers: list[int | None] = []
-    for number in shown:
-        if numbers and number - (numbers[-1] or 0) > 1:
-            numbers.append(None)
-        numbers.append(number)
-    return numbers
-
-
 def _rules(request: Request) -> Rules:
     state = request.app.state
-    with registry_errors("reading the agents' policies failed"), state.engine.connect() as conn:
-        return state.policy_source.rules(conn, state=state)
+    with registry_errors("reading the agents' policies failed"):
+        return state.policy_source.rules(registry(request), state=state)

@@ -110,6 +110,8 @@ class Dashboard(BaseModel):
     rotations: dict[str, int]
     """Credentials per rotation stage (ok, warning, due, overdue, snoozed, unknown)."""
     rotations_due: int
+    max_ages_known: bool
+    """False when no valid policy set is loaded: no credential can then be due."""
     oldest_rotations_due: list[DueCredential]
     sources: list[SourceState]
 
@@ -214,6 +216,7 @@ def dashboard_numbers(request: Request, *, days: int) -> Dashboard:
         oldest_overdue_reviews=[OverdueTask(**{key: task[key] for key in (
             "id", "agent", "owner", "due_at", "overdue_days")}) for task in reviews["items"]],
         rotations=stages, rotations_due=sum(stages[stage] for stage in DUE_STAGES),
+        max_ages_known=rules.policy_set is not None,
         oldest_rotations_due=[DueCredential(**{key: item[key] for key in (
             "id", "agent", "integration", "stage", "age_days", "max_age")}) for item in due],
         sources=[SourceState(**{key: source[key] for key in (

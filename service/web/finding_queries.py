@@ -25,6 +25,7 @@ from service.registry.queries import (
 from service.registry.tables import finding_table
 from service.web.agent_queries import text_filter, typed_cursor
 from service.web.cursor import CursorPage, PageRequest, finish_page, keyset_page
+from service.web.page_numbers import page_count
 
 PAGE_SIZE = 50
 
@@ -89,7 +90,7 @@ def list_findings_page(*, engine: Bind, filters: FindingFilter, page: int = 1) -
     with registry_errors("reading findings failed"), connected(engine) as conn:
         total = conn.execute(_filtered(select(func.count()).select_from(_table), filters,
                                        ordered=False)).scalar_one()
-        pages = max(1, -(-total // PAGE_SIZE))
+        pages = page_count(total, PAGE_SIZE)
         page = min(max(page, 1), pages)
         ids = conn.execute(_filtered(select(_table.c.id), filters, ordered=True)
                            .order_by(*_order(filters))

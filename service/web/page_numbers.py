@@ -8,6 +8,11 @@ from urllib.parse import urlencode
 AROUND = 2
 
 
+def page_count(total: int, size: int) -> int:
+    """Pages of ``size`` needed for ``total`` rows; one (empty) page when there are none."""
+    return max(1, -(-total // size))
+
+
 def page_numbers(page: int, pages: int) -> list[int | None]:
     """The page numbers to link, ``None`` where a run of pages is left out:
     ``page_numbers(7, 20) == [1, None, 5, 6, 7, 8, 9, None, 20]``."""

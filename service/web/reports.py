@@ -27,6 +27,7 @@ from service.reports.tables import report_table
 from service.web.api_models import ERRORS
 from service.web.credential_queries import parse_page
 from service.web.cursor import CursorPage, PageRequest, finish_page, keyset_page, page_request
+from service.web.page_numbers import page_count
 from service.web.pages import page
 from service.web.security import require
 
@@ -71,7 +72,7 @@ def add_report_routes(app: FastAPI) -> None:
         reports, total = report_list(engine=request.app.state.engine, page=number)
         return page(request, "reports.html", {
             "reports": reports, "total": total, "page": number,
-            "pages": max(1, -(-total // PAGE_SIZE))})
+            "pages": page_count(total, PAGE_SIZE)})
 
     @app.get("/reports/{report_id:int}", include_in_schema=False)
     def report_as_archived(request: Request, report_id: int) -> Response:

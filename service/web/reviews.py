@@ -21,7 +21,7 @@ from service.reviews.queries import TASK_STATUSES, get_task, get_tasks, list_tas
 from service.web.api_models import ERRORS
 from service.web.connection import registry
 from service.web.cursor import CursorPage, PageRequest, decode_cursor, encode_cursor, page_request
-from service.web.page_numbers import page_numbers, page_query
+from service.web.page_numbers import page_count, page_numbers, page_query
 from service.web.pages import page
 from service.web.security import Principal, check_csrf, now_of, require
 
@@ -166,7 +166,7 @@ class ReviewPage:
     @classmethod
     def of(cls, total: int, number: int) -> ReviewPage:
         """A page past the last shows the last (deciding a task can remove the last page)."""
-        pages = max(1, -(-total // PAGE_SIZE))
+        pages = page_count(total, PAGE_SIZE)
         return cls(total=total, page=min(max(number, 1), pages), pages=pages)
 
 
