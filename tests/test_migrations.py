@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -9,9 +11,9 @@ from sqlalchemy import Column, Integer, MetaData, func, inspect, select, text
 from sqlmodel import SQLModel
 
 import service.tables  # noqa: F401  (puts every table on SQLModel.metadata)
-from service.registry.db import alembic_config, create_db_engine, upgrade
+from service.registry.db import PROJECT_ROOT, alembic_config, create_db_engine, upgrade
 from service.registry.queries import SEVERITY_ORDER, WORST_FIRST
-from service.registry.tables import finding_table
+from service.registry.tables import finding_table, severity_order_sql
 
 REGISTRY_TABLES = {
     "source", "sync_run", "agent", "agent_integration", "grant", "credential",
@@ -103,3 +105,17 @@ def test_the_finding_indexes_serve_the_findings_page(db_url):
                     assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
     finally:
         engine.dispose()
+
+
+def test_the_worst_first_index_is_spelled_as_the_models_spell_it():
+    """The comparison above skips the expression index, so its migration is held to the model
+    here: the same severity ranks, the same expressions, in the same order."""
+    path = PROJECT_ROOT / "migrations" / "versions" / "0009_finding_worst_first.py"
+    spec = importlib.util.spec_from_file_location("migration_0009", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert severity_order_sql("severity") == migration.SEVERITY_ORDER
+    [index] = [one for one in finding_table.indexes if one.name == "ix_finding_worst_first"]
+    assert [str(part) for part in index.expressions] == [
+        "finding.status", f"({migration.SEVERITY_ORDER})", "(coalesce(agent_id, ''))",
+        "finding.type", "finding.subject", "finding.id"]

@@ -4,8 +4,10 @@ A page reads the caller's session and then its data in several queries. Each of 
 check a connection out of the pool and back, and each checkout costs round trips (the pool's
 liveness ping, BEGIN, ROLLBACK) that, on a busy server, also wait for the interpreter lock
 again. ``registry(request)`` opens one ``read_connection`` on first use and keeps it for the
-rest of the request; ``ReleaseRegistry`` returns it to the pool once the answer is sent.
-Writes still run in ``write_transaction``s of their own.
+rest of the request; ``ReleaseRegistry`` returns it to the pool as soon as the answer starts,
+so a client that reads slowly never holds a pooled connection. Nothing may read through it
+while a body streams (streamed answers take their own connection). Writes still run in
+``write_transaction``s of their own.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from contextlib import ExitStack
 
 from sqlalchemy import Connection
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.registry.db import read_connection, registry_errors
 
@@ -34,8 +36,8 @@ def registry(request: Request) -> Connection:
 
 
 class ReleaseRegistry:
-    """Closes the request's read connection (if it opened one) when the request is done,
-    answered or failed. Closing does no I/O: the connection holds no transaction."""
+    """Closes the request's read connection (if it opened one) when the answer starts, or when
+    the request ends without one. Closing does no I/O: the connection holds no transaction."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -45,9 +47,18 @@ class ReleaseRegistry:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        try:
-            await self.app(scope, receive, send)
-        finally:
+
+        def release() -> None:
             held = state.pop(_HELD, None)
             if held is not None:
                 held[0].close()
+
+        async def send_after_release(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_release)
+        finally:
+            release()

@@ -145,9 +145,10 @@ def add_review_routes(app: FastAPI) -> None:
 
     @app.post("/reviews/{task_id}", include_in_schema=False)
     async def decide_form(request: Request, task_id: str) -> Response:
-        """Per-item fields have dynamic names, so the form is read whole."""
-        who = reviewer(request)
+        """Per-item fields have dynamic names, so the form is read whole, before the session:
+        no registry connection waits for a slow client's body."""
         form = await request.form()
+        who = reviewer(request)
         check_csrf(who, _text(form, "csrf_token"))
         body = _form_decisions(form)
         result = _decide(request, who, task_id, body)
