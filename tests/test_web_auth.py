@@ -113,6 +113,20 @@ def test_security_headers_on_every_response(client):
         assert headers["referrer-policy"] == "no-referrer"
 
 
+def test_security_headers_on_an_unhandled_error_too(client):
+    """Starlette answers an unhandled error (500) outside the app's own middleware."""
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    client.app.add_api_route("/test-broken", broken)
+    client.app.middleware_stack = client.app.build_middleware_stack()  # with the new route
+    with TestClient(client.app, raise_server_exceptions=False) as plain:
+        answer = plain.get("/test-broken")
+    assert answer.status_code == 500
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
+
+
 def test_bearer_tokens_work_for_the_api(client):
     viewer = {"Authorization": f"Bearer {client.tokens['viewer']}"}
     assert client.get("/api/v1/findings", headers=viewer).status_code == 200

@@ -28,6 +28,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
+from starlette.types import ASGIApp
 
 from service.auth.passwords import ensure_first_admin
 from service.auth.sessions import SessionPolicy
@@ -100,7 +101,7 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
             scheduler.stop()
         engine.dispose()
 
-    app = FastAPI(title="Scopekeeper", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = _Scopekeeper(title="Scopekeeper", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings
     app.state.scheduler = scheduler
@@ -128,6 +129,14 @@ def create_app(settings: Settings, *, scheduler: SchedulerService | None = None,
     return app
 
 
+class _Scopekeeper(FastAPI):
+    """The app with the security headers outermost: Starlette's own error middleware answers
+    an unhandled error (500) past every middleware added inside it."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def announce_first_admin(engine: Engine) -> None:
     password = ensure_first_admin(engine=engine, now=datetime.now(UTC))
     if password is not None:
@@ -139,7 +148,6 @@ def announce_first_admin(engine: Engine) -> None:
 
 def _add_edges(app: FastAPI) -> None:
     app.add_middleware(ReleaseRegistry)
-    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(ScopekeeperError)
     async def service_error(request: Request, exc: ScopekeeperError) -> Response:
