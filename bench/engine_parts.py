@@ -19,9 +19,10 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
+
+import msgspec
 
 from bench.baseline import SCOPE_TYPES, ScopeFinding, evaluate_naive, load_naive_policies
 from bench.report import Row, RunReport, best_of, ratio_row
@@ -204,7 +205,8 @@ def _difference_note(engine: set[ScopeFinding], naive: set[ScopeFinding]) -> str
 def without_credentials(view: InventoryView) -> InventoryView:
     """The same agents and grants with no credentials: only the rules the baseline has too."""
     return InventoryView(sources=(), shared_fingerprints={},
-                         agents=[replace(agent, credentials=()) for agent in view.agents])
+                         agents=[msgspec.structs.replace(agent, credentials=())
+                                 for agent in view.agents])
 
 
 def measure_evaluation(report: RunReport, *, snapshot: Path, policies: Path,

@@ -6,6 +6,11 @@ model, only these small slotted records, so a fleet of millions of grants stays 
 
 ``InventoryView.agents`` is an iterable that yields agents **sorted by id**, each with all of its
 grants and credentials; it may be a generator that is consumed once.
+
+Agents, grants and credentials are msgspec Structs rather than dataclasses: a Struct is built by
+C code (a dataclass's generated ``__init__`` costs over twice as much, and a fleet builds millions
+of them per read) and, declared ``gc=False``, is never walked by the cyclic garbage collector.
+These records hold only strings, times, tuples of records and label mappings, never a cycle.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import msgspec
 
-@dataclass(slots=True)
-class GrantView:
+
+class GrantView(msgspec.Struct, gc=False):
     integration: str
     scope: str
     credential: str | None = None
@@ -24,8 +30,7 @@ class GrantView:
     first_seen_at: datetime | None = None
 
 
-@dataclass(slots=True)
-class CredentialView:
+class CredentialView(msgspec.Struct, gc=False):
     id: str
     integration: str
     kind: str
@@ -36,8 +41,7 @@ class CredentialView:
     fingerprint: str | None = None
 
 
-@dataclass(slots=True)
-class AgentView:
+class AgentView(msgspec.Struct, gc=False):
     id: str
     name: str
     source: str

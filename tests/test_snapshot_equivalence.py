@@ -93,13 +93,13 @@ def test_stream_agrees_with_the_models(tmp_path, array, field, value):
 
 def test_plain_items_are_checked_in_batches_not_one_by_one(tmp_path, monkeypatch):
     """The per-item quick checks run only where a batch could not be read whole."""
-    import service.snapshot as snapshot
+    from service.snapshot.items import ItemChecks
 
     calls = []
-    for name in ("_quick_agent", "_quick_grant", "_quick_credential"):
-        real = getattr(snapshot, name)
-        monkeypatch.setattr(snapshot, name,
-                            lambda raw, real=real, name=name: calls.append(name) or real(raw))
+    for name in ("quick_agent", "quick_grant", "quick_credential"):
+        real = getattr(ItemChecks, name)
+        monkeypatch.setattr(ItemChecks, name, lambda self, raw, real=real, name=name:
+                            calls.append(name) or real(self, raw))
     document = _base()
     agent, grant, credential = document["agents"][0], document["grants"][0], \
         document["credentials"][0]
@@ -120,9 +120,9 @@ def test_plain_items_are_checked_in_batches_not_one_by_one(tmp_path, monkeypatch
 def test_items_cut_at_every_chunk_size_give_the_same_view(tmp_path, monkeypatch, chunk):
     """Batches end wherever a chunk does; braces and brackets inside strings and evidence never
     make a false item boundary."""
-    import service.snapshot as snapshot
+    import service.snapshot.stream as stream
 
-    monkeypatch.setattr(snapshot, "_CHUNK_CHARS", chunk)
+    monkeypatch.setattr(stream, "_CHUNK_CHARS", chunk)
     document = _base()
     agent, grant, credential = document["agents"][0], document["grants"][0], \
         document["credentials"][0]

@@ -13,7 +13,6 @@ Grants and credentials are ordered by agent id; within an agent they come out or
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import fields
 from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
@@ -28,15 +27,6 @@ _END: tuple[None, tuple[()]] = (None, ())
 _BY_AGENT = itemgetter(0)
 _GRANT_ORDER = itemgetter(2, 3)
 _CREDENTIAL_ORDER = itemgetter(1)
-
-# The view records are frozen slotted dataclasses, whose generated __init__ pays a generic
-# object.__setattr__ call per field. For millions of grants that is most of the cost of the
-# read, so records are filled through their slots' member descriptors instead: the same
-# instances (tests compare them with normally built ones) at about a third of the cost.
-_new = object.__new__
-_GRANT_SLOTS = tuple(GrantView.__dict__[f.name].__set__ for f in fields(GrantView))
-_CREDENTIAL_SLOTS = tuple(CredentialView.__dict__[f.name].__set__ for f in fields(CredentialView))
-
 
 def merge_by_agent(agents: Iterable[RawRow], grants: Iterable[RawRow],
                    credentials: Iterable[RawRow], *, to_utc: Processor | None = None,
@@ -87,40 +77,13 @@ def _ascending(previous: str, current: str, what: str) -> str:
 
 
 def grant_builder(to_utc: Processor) -> Callable[[RawRow], GrantView]:
-    integration, scope, credential, last_used_at, first_seen_at = _GRANT_SLOTS
-    new, same = _new, to_utc is _same
-
-    def build(row: RawRow) -> GrantView:
-        view = new(GrantView)
-        integration(view, row[1])
-        scope(view, row[2])
-        credential(view, row[3] or None)
-        if same:
-            last_used_at(view, row[4])
-            first_seen_at(view, row[5])
-        else:
-            last_used_at(view, to_utc(row[4]))
-            first_seen_at(view, to_utc(row[5]))
-        return view
-
-    return build
+    view = GrantView
+    if to_utc is _same:
+        return lambda row: view(row[1], row[2], row[3] or None, row[4], row[5])
+    return lambda row: view(row[1], row[2], row[3] or None, to_utc(row[4]), to_utc(row[5]))
 
 
 def credential_builder(to_utc: Processor) -> Callable[[RawRow], CredentialView]:
-    (id_, integration, kind, created_at, rotated_at, expires_at, last_used_at,
-     fingerprint) = _CREDENTIAL_SLOTS
-    new = _new
-
-    def build(row: RawRow) -> CredentialView:
-        view = new(CredentialView)
-        id_(view, row[1])
-        integration(view, row[2])
-        kind(view, row[3])
-        created_at(view, to_utc(row[4]))
-        rotated_at(view, to_utc(row[5]))
-        expires_at(view, to_utc(row[6]))
-        last_used_at(view, to_utc(row[7]))
-        fingerprint(view, row[8])
-        return view
-
-    return build
+    view = CredentialView
+    return lambda row: view(row[1], row[2], row[3], to_utc(row[4]), to_utc(row[5]),
+                            to_utc(row[6]), to_utc(row[7]), row[8])

@@ -1,0 +1,191 @@
+"""Checking snapshot items without the pydantic models, where they are plainly valid.
+
+Two quick ways in, both never accepting what the models (``connectors/models.py``) refuse:
+
+- *raw* items, already decoded by the standard library, pass :meth:`ItemChecks.quick_agent`
+  and friends, which return None wherever the model must decide (and word the error);
+- *plain batches*, JSON text of many items, are decoded and checked in one call of msgspec's C
+  decoder into the Structs below, which carry the common valid shape (every field of the
+  expected type, no unknown field, the models' lengths and fingerprint pattern). What msgspec
+  cannot check (a scope's integration, RFC 3339 timestamps with a zone) is left to the caller,
+  through the cached :meth:`ItemChecks.utc` and :meth:`ItemChecks.integration_of`.
+
+``tests/test_snapshot_equivalence.py`` holds both ways to the models' verdicts.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Annotated, Any
+
+import msgspec
+
+from connectors.models import Agent, Credential, Grant
+from service.view import CredentialView
+
+UNDECIDED: Any = object()
+"""What a check returns for a value the model must judge."""
+
+AgentRecord = tuple[str, str, str, str | None, Mapping[str, str]]
+"""(id, name, source, owner, labels): an agent before its grants are grouped under it."""
+GrantFields = tuple[str, str, str, str | None, datetime | None]
+"""(agent, integration, scope, credential, last_used_at) of one checked grant."""
+
+_AGENT_FIELDS = frozenset(Agent.model_fields)
+_GRANT_FIELDS = frozenset(Grant.model_fields)
+_CREDENTIAL_FIELDS = frozenset(Credential.model_fields)
+_SCOPE = re.compile(r"[a-z][a-z0-9_-]*(?::[^:]+)+").fullmatch
+_FINGERPRINT = re.compile(r"hmac-sha256:[0-9a-f]{64}").fullmatch
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})").fullmatch
+NO_LABELS: Mapping[str, str] = MappingProxyType({})
+
+
+def _is_identifier(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= 512
+
+
+# --- The plain shapes, checked by msgspec ---------------------------------------------------
+
+_Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class PlainAgent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    id: _Identifier
+    name: _Identifier
+    source: _Identifier
+    owner: str | None = None
+    labels: dict[str, str] = {}
+
+
+class PlainGrant(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    agent: _Identifier
+    integration: _Identifier
+    scope: str  # checked against its integration by integration_of (cached; a pattern
+    # constraint here would cost a regular-expression call per grant)
+    credential: str | None = None
+    last_used_at: str | None = None
+    evidence: dict[str, Any] = {}
+
+
+class PlainCredential(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    id: _Identifier
+    agent: _Identifier
+    integration: _Identifier
+    kind: _Identifier
+    created_at: str | None = None
+    rotated_at: str | None = None
+    expires_at: str | None = None
+    last_used_at: str | None = None
+    fingerprint: Annotated[str, msgspec.Meta(pattern=r"\Ahmac-sha256:[0-9a-f]{64}\Z")] | None \
+        = None
+
+
+AGENTS = msgspec.json.Decoder(list[PlainAgent])
+GRANTS = msgspec.json.Decoder(list[PlainGrant])
+CREDENTIALS = msgspec.json.Decoder(list[PlainCredential])
+
+
+# --- Checks with caches that live as long as one read ---------------------------------------
+
+class ItemChecks:
+    """The checks of one file's items. A fleet repeats timestamps and scopes, so each distinct
+    text is judged once; the caches are plain dicts, dropped with the reader (an ``lru_cache``
+    cost more to look up and several ms to empty)."""
+
+    __slots__ = ("integrations", "times")
+
+    def __init__(self) -> None:
+        self.times: dict[str, Any] = {}
+        """Timestamp text -> :meth:`utc` of it; hot loops look here before calling it."""
+        self.integrations: dict[str, str | None] = {}
+        """Scope -> :meth:`integration_of` it; hot loops look here before calling it."""
+
+    def utc(self, text: str) -> Any:
+        """The UTC time of a plain RFC 3339 timestamp with a zone; UNDECIDED for anything else."""
+        found = self.times.get(text)
+        if found is None:
+            found = self.times[text] = _utc_from_text(text)
+        return found
+
+    def integration_of(self, scope: str) -> str | None:
+        """The integration a well-formed scope starts with (interned); None for a malformed one."""
+        try:
+            return self.integrations[scope]
+        except KeyError:
+            found = self.integrations[scope] = _scope_integration(scope)
+            return found
+
+    def time_or_none(self, value: Any) -> Any:
+        """A plain timestamp's UTC time, None for null, UNDECIDED for anything else."""
+        if value is None:
+            return None
+        return self.utc(value) if type(value) is str else UNDECIDED
+
+    def quick_agent(self, raw: Any) -> AgentRecord | None:
+        """The record of a plainly valid agent; None where the model must decide."""
+        if type(raw) is not dict or not raw.keys() <= _AGENT_FIELDS:
+            return None
+        agent_id, name, source, owner = raw.get("id"), raw.get("name"), raw.get("source"), \
+            raw.get("owner")
+        labels = raw.get("labels", NO_LABELS)
+        if (_is_identifier(agent_id) and _is_identifier(name) and _is_identifier(source)
+                and (owner is None or type(owner) is str)
+                and (labels is NO_LABELS or (type(labels) is dict
+                                              and all(type(v) is str for v in labels.values())))):
+            return agent_id, name, source, owner, labels
+        return None
+
+    def quick_grant(self, raw: Any) -> GrantFields | None:
+        """The fields of a plainly valid grant; None where the model must decide."""
+        if type(raw) is not dict or not raw.keys() <= _GRANT_FIELDS:
+            return None
+        get = raw.get
+        agent, integration, scope = get("agent"), get("integration"), get("scope")
+        credential, last_used_at = get("credential"), self.time_or_none(get("last_used_at"))
+        if (_is_identifier(agent) and _is_identifier(integration)
+                and type(scope) is str and self.integration_of(scope) == integration
+                and (credential is None or type(credential) is str)
+                and ("evidence" not in raw or type(raw["evidence"]) is dict)
+                and last_used_at is not UNDECIDED):
+            return agent, integration, scope, credential, last_used_at
+        return None
+
+    def quick_credential(self, raw: Any) -> tuple[str, CredentialView] | None:
+        """(agent id, view) of a plainly valid credential; None where the model must decide."""
+        if type(raw) is not dict or not raw.keys() <= _CREDENTIAL_FIELDS:
+            return None
+        get, time = raw.get, self.time_or_none
+        credential_id, agent, integration, kind = get("id"), get("agent"), \
+            get("integration"), get("kind")
+        created_at, rotated_at = time(get("created_at")), time(get("rotated_at"))
+        expires_at, last_used_at = time(get("expires_at")), time(get("last_used_at"))
+        fingerprint = get("fingerprint")
+        if (_is_identifier(credential_id) and _is_identifier(agent)
+                and _is_identifier(integration) and _is_identifier(kind)
+                and (fingerprint is None or (type(fingerprint) is str
+                                             and _FINGERPRINT(fingerprint)))
+                and UNDECIDED not in (created_at, rotated_at, expires_at, last_used_at)):
+            return agent, CredentialView(credential_id, integration, kind, created_at,
+                                         rotated_at, expires_at, last_used_at, fingerprint)
+        return None
+
+
+def _utc_from_text(text: str) -> Any:
+    if not _RFC3339(text):
+        return UNDECIDED
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return UNDECIDED
+    return moment if text[-1] == "Z" else moment.astimezone(UTC)
+
+
+def _scope_integration(scope: str) -> str | None:
+    if 3 <= len(scope) <= 1024 and _SCOPE(scope):
+        return sys.intern(scope.partition(":")[0])
+    return None
