@@ -141,3 +141,54 @@ def test_items_cut_at_every_chunk_size_give_the_same_view(tmp_path, monkeypatch,
     by_stream = _outcome(read_snapshot_view, path)
     assert by_stream == _outcome(lambda p: view_from_inventory(read_snapshot(p)), path)
     assert sum(len(agent.grants) for agent in by_stream[1][1]) == 90
+
+
+@pytest.mark.parametrize("chunk", [97, 4096])
+@pytest.mark.parametrize("indent", [None, 1])
+@pytest.mark.parametrize("broken", [7, 150, 299])
+def test_a_break_far_into_the_file_is_named_by_its_line_and_column(tmp_path, monkeypatch, chunk,
+                                                                   indent, broken):
+    """The text before the stream's buffer is long gone when an error is found; its line and
+    column are still the ones the standard library's parser names for the whole document."""
+    import service.snapshot.stream as stream
+
+    monkeypatch.setattr(stream, "_CHUNK_CHARS", chunk)
+    document = _base()
+    grant = document["grants"][0]
+    document["grants"] = [{**grant, "scope": f"github:repo-{i}:read"} for i in range(300)]
+    text = json.dumps(document, indent=indent, ensure_ascii=False)
+    at = text.index(f'"github:repo-{broken}:read"')
+    text = text[:at] + "@" + text[at + 1:]
+    path = tmp_path / "snap.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(SnapshotError) as found:
+        read_snapshot_view(path)
+    assert str(found.value).startswith(
+        f"{path}:{expected.value.lineno}:{expected.value.colno}: invalid JSON: ")
+
+
+@pytest.mark.parametrize("odd", [None, "2026-11-24T10:00:00+05:30", "2026-02-30T00:00:00Z",
+                                 "2026-11-24T10:00:00.1234567Z", "２０２６-11-24T10:00:00Z"])
+@pytest.mark.parametrize("odd_scope", [None, "github:a\nb:read", "github::read", "GitHub:x:read"])
+def test_a_batch_judged_in_bulk_agrees_with_the_models(tmp_path, odd, odd_scope):
+    """New timestamps and scopes of a batch are judged all at once; one odd text among many
+    plain ones must still get the models' verdict, and the plain ones their values."""
+    document = _base()
+    grant, credential = document["grants"][0], document["credentials"][0]
+    document["grants"] = [{**grant, "scope": f"github:repo-{i}:read",
+                           "last_used_at": f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:00Z"}
+                          for i in range(60)]
+    document["credentials"] = [{**credential, "created_at": "2025-01-01T00:00:00.5Z",
+                                "expires_at": f"2027-01-01T00:00:{i:02d}Z"} for i in range(1)]
+    if odd is not None:
+        document["grants"][41]["last_used_at"] = odd
+    if odd_scope is not None:
+        document["grants"][17]["scope"] = odd_scope
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    by_models = _outcome(lambda p: view_from_inventory(read_snapshot(p)), path)
+    assert _outcome(read_snapshot_view, path) == by_models
+    if odd is None and odd_scope is None:
+        assert by_models[0] == "view"

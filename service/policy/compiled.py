@@ -129,7 +129,9 @@ class CompiledPolicy:
     unused_after: Setting[timedelta] | None
     recertify_every: Setting[timedelta] | None
     waivers: tuple[CompiledWaiver, ...]
-    _verdicts: dict[str, Verdict] = field(default_factory=dict)
+    known_verdicts: dict[str, Verdict] = field(default_factory=dict)
+    """Scope -> verdict for the scopes judged so far; the engine's hot loop looks here first
+    (one dict look-up) and calls :meth:`verdict` only on a miss."""
 
     @property
     def governed(self) -> bool:
@@ -143,18 +145,14 @@ class CompiledPolicy:
     def allow_ref(self) -> PolicyRef | None:
         return None if self.policy is None else self.policy.allow_ref
 
-    def cached_verdict(self, scope: str) -> Verdict | None:
-        """The verdict on ``scope`` if it is already known (one dict look-up, no judging)."""
-        return self._verdicts.get(scope)
-
     def verdict(self, scope: str, integration: str) -> Verdict:
         """The policy's verdict on a scope, cached per scope (the hot path of evaluation)."""
-        found = self._verdicts.get(scope)
+        found = self.known_verdicts.get(scope)
         if found is None:
             found = self._judge(scope, integration)
-            if len(self._verdicts) >= VERDICT_CACHE_LIMIT:
-                self._verdicts.clear()
-            self._verdicts[scope] = found
+            if len(self.known_verdicts) >= VERDICT_CACHE_LIMIT:
+                self.known_verdicts.clear()
+            self.known_verdicts[scope] = found
         return found
 
     def _judge(self, scope: str, integration: str) -> Verdict:

@@ -26,7 +26,9 @@ def iso(moment: datetime | None) -> str | None:
     """RFC 3339 UTC text (``2026-11-24T10:00:00Z``) for evidence and messages."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:  # view times are UTC already; others are converted
+        moment = moment.astimezone(UTC)
+    return moment.isoformat()[:-6] + "Z"
 
 
 @lru_cache(maxsize=256)
@@ -181,10 +183,10 @@ def _grant_findings(out: _Findings, agent: AgentView, rules: CompiledPolicy,
     grants = agent.grants
     if len(set(map(_SCOPE_OF, grants))) == len(grants):
         # The common case, one grant per scope, in a tight loop (the hot path of evaluation).
-        known = rules.cached_verdict
+        known = rules.known_verdicts
         for grant in grants:
             scope = grant.scope
-            verdict = known(scope) or rules.verdict(scope, grant.integration)
+            verdict = known.get(scope) or rules.verdict(scope, grant.integration)
             if verdict is not CLEAN:
                 _scope_findings(out, agent, rules, scope, grant.integration, verdict, unknown)
             if unused_before is not None:
@@ -255,29 +257,43 @@ def _credential_findings(out: _Findings, agent: AgentView, rules: CompiledPolicy
                          shared_with: Callable[[str], tuple[str, ...] | None],
                          now: datetime) -> None:
     """inline_secret, secret age and expiry findings, and shared_credential once per
-    fingerprint."""
+    fingerprint. The limits are turned into moments once per agent, so the common credential,
+    which raises nothing, costs a few comparisons and no date arithmetic or formatting."""
+    max_age, warn_before = rules.max_age, rules.warn_before
+    too_old_before = None if max_age is None else now - max_age.value
+    warn_until = None if warn_before is None else now + warn_before.value
+    require_expiry = rules.require_expiry is not None and rules.require_expiry.value
     shared_seen: set[str] = set()
     for credential in agent.credentials:
-        if credential.kind == "inline_secret":
+        kind = credential.kind
+        if kind == "inline_secret":
             out.add("inline_secret", agent=agent, subject=credential.id,
                     integration=credential.integration,
                     message=(f"credential {credential.id} is a secret written literally in a "
                              "configuration file"),
-                    evidence={"kind": credential.kind})
-        if credential.kind not in REFERENCE_KINDS:
-            _age(out, agent, rules, credential, now)
-            _expiry(out, agent, rules, credential, now)
-        holders = None if credential.fingerprint is None else shared_with(credential.fingerprint)
-        if holders and credential.fingerprint not in shared_seen:
-            shared_seen.add(credential.fingerprint)  # type: ignore[arg-type]
+                    evidence={"kind": kind})
+        if kind not in REFERENCE_KINDS:
+            since = credential.rotated_at or credential.created_at
+            if too_old_before is not None and since is not None and since < too_old_before:
+                _too_old(out, agent, rules, credential, since, now)
+            expires = credential.expires_at
+            if expires is None:
+                if require_expiry:
+                    _no_expiry(out, agent, rules, credential)
+            elif expires <= now:
+                _expired(out, agent, credential, expires)
+            elif warn_until is not None and expires <= warn_until:
+                _expiring(out, agent, rules, credential, expires)
+        fingerprint = credential.fingerprint
+        holders = None if fingerprint is None else shared_with(fingerprint)
+        if holders and fingerprint not in shared_seen:
+            shared_seen.add(fingerprint)  # type: ignore[arg-type]
             _shared(out, agent, credential, holders)
 
 
-def _age(out: _Findings, agent: AgentView, rules: CompiledPolicy, credential: CredentialView,
-         now: datetime) -> None:
-    since = credential.rotated_at or credential.created_at
-    if rules.max_age is None or since is None or now - since <= rules.max_age.value:
-        return
+def _too_old(out: _Findings, agent: AgentView, rules: CompiledPolicy, credential: CredentialView,
+             since: datetime, now: datetime) -> None:
+    assert rules.max_age is not None
     rotated = credential.rotated_at is not None
     what = "rotated" if rotated else "created"
     told = "was last rotated" if rotated else "was created"
@@ -290,29 +306,32 @@ def _age(out: _Findings, agent: AgentView, rules: CompiledPolicy, credential: Cr
                       "max_age": span(rules.max_age.value)})
 
 
-def _expiry(out: _Findings, agent: AgentView, rules: CompiledPolicy, credential: CredentialView,
-            now: datetime) -> None:
-    """no_expiry, secret_expired or secret_expiring; the dates are formatted only for a finding
-    (most credentials have none, and formatting every expiry was ~14% of evaluation)."""
-    expires = credential.expires_at
-    if expires is None:
-        if rules.require_expiry is not None and rules.require_expiry.value:
-            out.add("no_expiry", agent=agent, subject=credential.id,
-                    integration=credential.integration, policy=rules.require_expiry.ref,
-                    message=(f"credential {credential.id} has no expiry date, but "
-                             "require_expiry is set"), evidence={"expires_at": None})
-    elif expires <= now:
-        when = iso(expires)
-        out.add("secret_expired", agent=agent, subject=credential.id,
-                integration=credential.integration, evidence={"expires_at": when},
-                message=f"credential {credential.id} expired at {when}")
-    elif rules.warn_before is not None and expires <= now + rules.warn_before.value:
-        when = iso(expires)
-        out.add("secret_expiring", agent=agent, subject=credential.id,
-                integration=credential.integration, policy=rules.warn_before.ref,
-                evidence={"expires_at": when},
-                message=(f"credential {credential.id} expires at {when}, within "
-                         f"{span(rules.warn_before.value)}"))
+def _no_expiry(out: _Findings, agent: AgentView, rules: CompiledPolicy,
+               credential: CredentialView) -> None:
+    assert rules.require_expiry is not None
+    out.add("no_expiry", agent=agent, subject=credential.id,
+            integration=credential.integration, policy=rules.require_expiry.ref,
+            message=f"credential {credential.id} has no expiry date, but require_expiry is set",
+            evidence={"expires_at": None})
+
+
+def _expired(out: _Findings, agent: AgentView, credential: CredentialView,
+             expires: datetime) -> None:
+    when = iso(expires)
+    out.add("secret_expired", agent=agent, subject=credential.id,
+            integration=credential.integration, evidence={"expires_at": when},
+            message=f"credential {credential.id} expired at {when}")
+
+
+def _expiring(out: _Findings, agent: AgentView, rules: CompiledPolicy,
+              credential: CredentialView, expires: datetime) -> None:
+    assert rules.warn_before is not None
+    when = iso(expires)
+    out.add("secret_expiring", agent=agent, subject=credential.id,
+            integration=credential.integration, policy=rules.warn_before.ref,
+            evidence={"expires_at": when},
+            message=(f"credential {credential.id} expires at {when}, within "
+                     f"{span(rules.warn_before.value)}"))
 
 
 def _shared(out: _Findings, agent: AgentView, credential: CredentialView,

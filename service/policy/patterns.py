@@ -167,6 +167,10 @@ class PatternList:
                 self._exact.setdefault(pattern, index)
         self._regex = re.compile("|".join(wild), re.DOTALL) if wild else None
 
+    @property
+    def empty(self) -> bool:
+        return not self._exact and self._regex is None
+
     def first_match(self, text: str) -> int | None:
         exact = self._exact.get(text)
         if self._regex is not None:
@@ -210,14 +214,11 @@ class PrefixIndexedPatterns:
         self._unprefixed = PatternList([patterns[i] for i, _ in self._unprefixed_each],
                                        to_regex=to_regex)
 
-    def _candidates(self, text: str) -> Iterable[list[tuple[int, re.Pattern[str]]]]:
+    def _candidates(self, text: str) -> list[list[tuple[int, re.Pattern[str]]]]:
         """The groups (each in pattern order) whose prefix ``text`` starts with."""
-        for length in self._lengths:
-            if length > len(text):
-                return
-            group = self._by_prefix.get(text[:length])
-            if group is not None:
-                yield group
+        by_prefix, size = self._by_prefix, len(text)
+        return [group for length in self._lengths if length <= size
+                if (group := by_prefix.get(text[:length])) is not None]
 
     def first_match(self, text: str) -> int | None:
         """Index of the first pattern (in the given order) matching all of ``text``, or None."""
@@ -271,10 +272,6 @@ def implied_by(implications: Mapping[str, frozenset[str]]) -> dict[str, tuple[st
     return {action: tuple(sorted(actions)) for action, actions in stronger.items()}
 
 
-def with_action(scope: str, action: str) -> str:
-    return f"{scope.rpartition(':')[0]}:{action}"
-
-
 class AllowMatcher:
     """Whether an integration's allow patterns cover a scope, counting implications.
 
@@ -290,9 +287,11 @@ class AllowMatcher:
         self._stronger = implied_by(implications)
 
     def covers(self, scope: str) -> bool:
-        return self._patterns.matches(scope) or any(
-            self._patterns.matches(with_action(scope, action))
-            for action in self._stronger.get(scope.rpartition(":")[2], ()))
+        matches = self._patterns.matches
+        if matches(scope):
+            return True
+        stem, _, action = scope.rpartition(":")
+        return any(matches(f"{stem}:{stronger}") for stronger in self._stronger.get(action, ()))
 
 
 class DenyMatcher:
@@ -302,21 +301,28 @@ class DenyMatcher:
     implies, matches a deny pattern: denying ``github:*:write`` also catches an ``admin`` grant.
     """
 
-    __slots__ = ("_implications", "_patterns")
+    __slots__ = ("_implied", "_patterns")
 
     def __init__(self, patterns: Sequence[str],
                  implications: Mapping[str, Mapping[str, frozenset[str]]]):
         self._patterns = PatternList(patterns)
-        self._implications = implications
+        self._implied = {integration: {action: tuple(sorted(weaker))
+                                       for action, weaker in actions.items() if weaker}
+                         for integration, actions in implications.items()}
+        """Integration -> action -> the actions it implies, sorted (checked in that order)."""
 
     def match(self, scope: str) -> tuple[int, str] | None:
         """``(index of the first matching pattern, the scope that matched)`` or None."""
-        integration = scope.partition(":")[0]
-        action = scope.rpartition(":")[2]
-        implied = self._implications.get(integration, {}).get(action, frozenset())
-        best: tuple[int, str] | None = None
-        for candidate in (scope, *(with_action(scope, weaker) for weaker in sorted(implied))):
-            index = self._patterns.first_match(candidate)
+        if self._patterns.empty:
+            return None
+        first_match = self._patterns.first_match
+        index = first_match(scope)
+        best = None if index is None else (index, scope)
+        stem, _, action = scope.rpartition(":")
+        implied = self._implied.get(scope.partition(":")[0])
+        for weaker in () if implied is None else implied.get(action, ()):
+            candidate = f"{stem}:{weaker}"
+            index = first_match(candidate)
             if index is not None and (best is None or index < best[0]):
                 best = (index, candidate)
         return best

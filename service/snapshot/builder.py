@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -34,6 +35,8 @@ from service.view import AgentView, CredentialView, GrantView, InventoryView, So
 
 _SCOPE_OF = attrgetter("scope")
 _ID_OF = attrgetter("id")
+_LAST_USED_AT = attrgetter("last_used_at")
+_CREDENTIAL_TIMES = attrgetter("created_at", "rotated_at", "expires_at", "last_used_at")
 
 AgentUse = tuple[int, int, str, str]
 """(rank, index, item kind, item name) of an item naming an agent: credentials rank before
@@ -106,26 +109,27 @@ class ViewBuilder:
     def plain_grants(self, text: str) -> GrantBatch:
         """Grants of a JSON list, grouped; NotPlain where one needs the per-item check.
 
-        The hot loop of reading a snapshot: dict look-ups replace calls wherever a cache hit is
-        likely, and the group is looked up again only when the agent changes (grants usually
-        come agent by agent).
+        The hot loop of reading a snapshot: the batch's new scopes and timestamps are judged in
+        bulk first, so the loop only looks them up, and the group is looked up again only when
+        the agent changes (grants usually come agent by agent).
         """
         batch = GrantBatch()
         by_agent, first_of, fresh = batch.by_agent, batch.first_of, batch.named
-        integrations, integration_of = self.checks.integrations, self.checks.integration_of
-        times, utc, named, view = self.checks.times, self.checks.utc, self._named, GrantView
+        decoded = GRANTS.decode(text)
+        self.checks.learn_scopes(map(_SCOPE_OF, decoded))
+        self.checks.learn_times(map(_LAST_USED_AT, decoded))
+        integrations, times = self.checks.integrations, self.checks.times
+        named, view = self._named, GrantView
         current, group = None, []
         index = -1
-        for index, grant in enumerate(GRANTS.decode(text)):
+        for index, grant in enumerate(decoded):
             scope = grant.scope
-            integration = integrations.get(scope) or integration_of(scope)
+            integration = integrations[scope]
             if integration != grant.integration:
                 raise NotPlain
             last_used_at = grant.last_used_at
-            if last_used_at is not None:
-                last_used_at = times.get(last_used_at) or utc(last_used_at)
-                if last_used_at is UNDECIDED:
-                    raise NotPlain
+            if last_used_at is not None and (last_used_at := times[last_used_at]) is UNDECIDED:
+                raise NotPlain
             credential = grant.credential
             if credential is not None:
                 known = named.get(credential) or fresh.get(credential)
@@ -147,23 +151,20 @@ class ViewBuilder:
         """Credentials of a JSON list, grouped; NotPlain where one needs the per-item check."""
         batch = CredentialBatch()
         by_agent, first_of, held = batch.by_agent, batch.first_of, batch.held
-        times, utc, view = self.checks.times, self.checks.utc, CredentialView
-        current, group = None, []
         decoded = CREDENTIALS.decode(text)
+        self.checks.learn_times(chain.from_iterable(map(_CREDENTIAL_TIMES, decoded)))
+        times, view = self.checks.times, CredentialView
+        current, group = None, []
         for index, credential in enumerate(decoded):
             created_at, rotated_at = credential.created_at, credential.rotated_at
             expires_at, last_used_at = credential.expires_at, credential.last_used_at
-            if created_at is not None and (
-                    created_at := times.get(created_at) or utc(created_at)) is UNDECIDED:
+            if created_at is not None and (created_at := times[created_at]) is UNDECIDED:
                 raise NotPlain
-            if rotated_at is not None and (
-                    rotated_at := times.get(rotated_at) or utc(rotated_at)) is UNDECIDED:
+            if rotated_at is not None and (rotated_at := times[rotated_at]) is UNDECIDED:
                 raise NotPlain
-            if expires_at is not None and (
-                    expires_at := times.get(expires_at) or utc(expires_at)) is UNDECIDED:
+            if expires_at is not None and (expires_at := times[expires_at]) is UNDECIDED:
                 raise NotPlain
-            if last_used_at is not None and (
-                    last_used_at := times.get(last_used_at) or utc(last_used_at)) is UNDECIDED:
+            if last_used_at is not None and (last_used_at := times[last_used_at]) is UNDECIDED:
                 raise NotPlain
             agent, fingerprint = credential.agent, credential.fingerprint
             if agent != current:

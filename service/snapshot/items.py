@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from operator import itemgetter, methodcaller
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -43,6 +44,13 @@ _FINGERPRINT = re.compile(r"hmac-sha256:[0-9a-f]{64}").fullmatch
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})").fullmatch
 NO_LABELS: Mapping[str, str] = MappingProxyType({})
+_PLAIN_UTC = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z"
+_PLAIN_UTC_LINES = re.compile(rf"(?:{_PLAIN_UTC}\n)*{_PLAIN_UTC}").fullmatch
+_UTC_TIMES = msgspec.json.Decoder(list[Annotated[datetime, msgspec.Meta(tz=True)]])
+_SCOPE_LINE = r"[a-z][a-z0-9_-]*(?::[^:\n]+)+"
+_SCOPE_LINES = re.compile(rf"(?:{_SCOPE_LINE}\n)*{_SCOPE_LINE}").fullmatch
+_PARTITION = methodcaller("partition", ":")
+_FIRST = itemgetter(0)
 
 
 def _is_identifier(value: Any) -> bool:
@@ -104,6 +112,51 @@ class ItemChecks:
         """Timestamp text -> :meth:`utc` of it; hot loops look here before calling it."""
         self.integrations: dict[str, str | None] = {}
         """Scope -> :meth:`integration_of` it; hot loops look here before calling it."""
+
+    def learn_times(self, texts: Iterable[str | None]) -> None:
+        """Judge, in one go, the timestamps among ``texts`` not seen yet, so a batch's loop
+        only looks them up in :attr:`times`.
+
+        Plain UTC ones (``...Z``, the common form) are checked all at once by one regular
+        expression over their joined text and converted by one call of msgspec's C parser
+        (which agrees with the models on every such text: tests/test_snapshot_equivalence.py);
+        anything else, or a batch where that fails, is judged one text at a time by :meth:`utc`.
+        """
+        new = set(texts)
+        new.discard(None)
+        new.difference_update(self.times.keys())
+        if not new:
+            return
+        ordered = list(new)
+        joined = "\n".join(ordered)
+        if joined.count("\n") == len(ordered) - 1 and _PLAIN_UTC_LINES(joined):
+            try:
+                moments = _UTC_TIMES.decode('["' + '","'.join(ordered) + '"]')
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                pass  # an impossible date among them: each is judged below
+            else:
+                self.times.update(zip(ordered, moments, strict=True))
+                return
+        for text in ordered:
+            self.utc(text)  # type: ignore[arg-type]
+
+    def learn_scopes(self, scopes: Iterable[str]) -> None:
+        """Judge, in one go, the scopes among ``scopes`` not seen yet (as :meth:`learn_times`):
+        one regular expression over their joined text, a few C calls for their integrations;
+        anything unusual, one scope at a time by :meth:`integration_of`."""
+        new = set(scopes)
+        new.difference_update(self.integrations.keys())
+        if not new:
+            return
+        ordered = list(new)
+        joined = "\n".join(ordered)
+        if (joined.count("\n") == len(ordered) - 1 and _SCOPE_LINES(joined)
+                and min(map(len, ordered)) >= 3 and max(map(len, ordered)) <= 1024):
+            heads = map(sys.intern, map(_FIRST, map(_PARTITION, ordered)))
+            self.integrations.update(zip(ordered, heads, strict=True))
+            return
+        for scope in ordered:
+            self.integration_of(scope)
 
     def utc(self, text: str) -> Any:
         """The UTC time of a plain RFC 3339 timestamp with a zone; UNDECIDED for anything else."""
