@@ -30,7 +30,9 @@ SCOPES = [
     "vault:secret/data/*:read", "github-x:a", "9github:x:read", 12,
 ]
 FINGERPRINTS = [None, "hmac-sha256:" + "ab" * 32, "hmac-sha256:" + "AB" * 32,
-                "hmac-sha256:" + "ab" * 32 + "\n", "sha256:" + "ab" * 32, "", 5]
+                "hmac-sha256:" + "ab" * 32 + "\n", "sha256:" + "ab" * 32, "", 5,
+                "hmac-sha512:" + "ab" * 32, "hmac-sha256:" + "ab" * 31 + "ag",
+                "hmac-sha256:" + "ab" * 31 + "a", "hmac-sha256:" + "ab" * 31 + "a٣"]
 LABELS = [{}, {"env": "prod"}, {"env": 1}, {"env": None}, [], None, "prod", {"": ""}]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from service.snapshot.items import (
     AgentRecord,
     GrantFields,
     ItemChecks,
+    plain_fingerprints,
 )
 from service.snapshot.stream import NotPlain, PlainReader
 from service.view import AgentView, CredentialView, GrantView, InventoryView, SourceView
@@ -36,6 +37,7 @@ from service.view import AgentView, CredentialView, GrantView, InventoryView, So
 _SCOPE_OF = attrgetter("scope")
 _ID_OF = attrgetter("id")
 _LAST_USED_AT = attrgetter("last_used_at")
+_FIRST = itemgetter(0)
 _CREDENTIAL_TIMES = attrgetter("created_at", "rotated_at", "expires_at", "last_used_at")
 
 AgentUse = tuple[int, int, str, str]
@@ -177,6 +179,8 @@ class ViewBuilder:
                               created_at, rotated_at, expires_at, last_used_at, fingerprint))
             if fingerprint is not None:
                 held.append((fingerprint, agent))
+        if held and not plain_fingerprints(list(map(_FIRST, held))):
+            raise NotPlain
         batch.ids = list(map(_ID_OF, decoded))
         return batch
 

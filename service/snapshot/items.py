@@ -47,10 +47,16 @@ NO_LABELS: Mapping[str, str] = MappingProxyType({})
 _PLAIN_UTC = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z"
 _PLAIN_UTC_LINES = re.compile(rf"(?:{_PLAIN_UTC}\n)*{_PLAIN_UTC}").fullmatch
 _UTC_TIMES = msgspec.json.Decoder(list[Annotated[datetime, msgspec.Meta(tz=True)]])
-_SCOPE_LINE = r"[a-z][a-z0-9_-]*(?::[^:\n]+)+"
-_SCOPE_LINES = re.compile(rf"(?:{_SCOPE_LINE}\n)*{_SCOPE_LINE}").fullmatch
+_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
+_WHOLE_SECONDS_SHAPE = "0000-00-00T00:00:00Z"
+_INTEGRATION_NAME = re.compile(r"[a-z][a-z0-9_-]*").fullmatch
+_FINGERPRINT_PREFIX = "hmac-sha256:"
+_FINGERPRINT_SIZE = len(_FINGERPRINT_PREFIX) + 64
+_HAS_FINGERPRINT_PREFIX = methodcaller("startswith", _FINGERPRINT_PREFIX)
+_HEX_AS_ZERO = str.maketrans("123456789abcdef", "0" * 15)
+_FINGERPRINT_SHAPE = (_FINGERPRINT_PREFIX + "0" * 64).translate(_HEX_AS_ZERO)
 _PARTITION = methodcaller("partition", ":")
-_FIRST = itemgetter(0)
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 def _is_identifier(value: Any) -> bool:
@@ -89,8 +95,8 @@ class PlainCredential(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     rotated_at: str | None = None
     expires_at: str | None = None
     last_used_at: str | None = None
-    fingerprint: Annotated[str, msgspec.Meta(pattern=r"\Ahmac-sha256:[0-9a-f]{64}\Z")] | None \
-        = None
+    fingerprint: str | None = None  # checked by plain_fingerprints, all of a batch at once
+    # (a pattern constraint here called the regular-expression engine once per credential)
 
 
 AGENTS = msgspec.json.Decoder(list[PlainAgent])
@@ -128,8 +134,7 @@ class ItemChecks:
         if not new:
             return
         ordered = list(new)
-        joined = "\n".join(ordered)
-        if joined.count("\n") == len(ordered) - 1 and _PLAIN_UTC_LINES(joined):
+        if _plain_utc_texts(ordered):
             try:
                 moments = _UTC_TIMES.decode('["' + '","'.join(ordered) + '"]')
             except (msgspec.ValidationError, msgspec.DecodeError):
@@ -141,19 +146,17 @@ class ItemChecks:
             self.utc(text)  # type: ignore[arg-type]
 
     def learn_scopes(self, scopes: Iterable[str]) -> None:
-        """Judge, in one go, the scopes among ``scopes`` not seen yet (as :meth:`learn_times`):
-        one regular expression over their joined text, a few C calls for their integrations;
-        anything unusual, one scope at a time by :meth:`integration_of`."""
+        """Judge, in one go, the scopes among ``scopes`` not seen yet (as :meth:`learn_times`)
+        with a few C calls over all of them; anything unusual, one scope at a time by
+        :meth:`integration_of`."""
         new = set(scopes)
         new.difference_update(self.integrations.keys())
         if not new:
             return
         ordered = list(new)
-        joined = "\n".join(ordered)
-        if (joined.count("\n") == len(ordered) - 1 and _SCOPE_LINES(joined)
-                and min(map(len, ordered)) >= 3 and max(map(len, ordered)) <= 1024):
-            heads = map(sys.intern, map(_FIRST, map(_PARTITION, ordered)))
-            self.integrations.update(zip(ordered, heads, strict=True))
+        heads = _plain_scope_heads(ordered)
+        if heads is not None:
+            self.integrations.update(zip(ordered, map(sys.intern, heads), strict=True))
             return
         for scope in ordered:
             self.integration_of(scope)
@@ -226,6 +229,42 @@ class ItemChecks:
             return agent, CredentialView(credential_id, integration, kind, created_at,
                                          rotated_at, expires_at, last_used_at, fingerprint)
         return None
+
+
+def _plain_utc_texts(texts: list[str]) -> bool:
+    """Whether every text is a plain UTC timestamp (``2026-11-24T10:00:00Z``, at most six
+    fraction digits). Whole seconds, the common form, are checked by shape: digits turned to
+    ``0`` must give one fixed line per text, a comparison in C; the rest by a regular
+    expression over all of them (some ten times slower per character)."""
+    joined = "\n".join(texts)
+    if joined.translate(_DIGITS_AS_ZERO) == "\n".join([_WHOLE_SECONDS_SHAPE] * len(texts)):
+        return True
+    return joined.count("\n") == len(texts) - 1 and _PLAIN_UTC_LINES(joined) is not None
+
+
+def _plain_scope_heads(scopes: list[str]) -> list[str] | None:
+    """The integration of each scope when all are well formed (``integration:segment...``,
+    no empty segment, 3 to 1,024 characters, no line break), else None: substring tests over
+    all of them at once, and a regular expression only per distinct integration."""
+    joined = "\n".join(scopes)
+    if (joined.count("\n") != len(scopes) - 1 or "::" in joined or ":\n" in joined
+            or joined.endswith(":") or min(map(len, scopes)) < 3
+            or max(map(len, scopes)) > 1024):
+        return None
+    parts = list(map(_PARTITION, scopes))
+    if not all(map(_SECOND, parts)):
+        return None  # a scope without any ':'
+    heads = list(map(_FIRST, parts))
+    return heads if all(map(_INTEGRATION_NAME, set(heads))) else None
+
+
+def plain_fingerprints(fingerprints: list[str]) -> bool:
+    """Whether each is ``hmac-sha256:`` and 64 lower-case hex digits (the model's pattern):
+    by length, prefix and shape (hex digits turned to ``0``), all C calls over all of them."""
+    return (min(map(len, fingerprints)) == max(map(len, fingerprints)) == _FINGERPRINT_SIZE
+            and all(map(_HAS_FINGERPRINT_PREFIX, fingerprints))
+            and "".join(fingerprints).translate(_HEX_AS_ZERO)
+            == _FINGERPRINT_SHAPE * len(fingerprints))
 
 
 def _utc_from_text(text: str) -> Any:

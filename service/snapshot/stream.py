@@ -26,10 +26,33 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*").match
 _AFTER_ITEM = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*").match
 _CHUNK_CHARS = 1 << 20
 _CUT_ATTEMPTS = 8
-_ARRAY_END = re.compile(r"\}[ \t\n\r]*(\])[ \t\n\r]*(?=[,}])").search
+_END_PROBES = 16
 _CUT_CANDIDATES = 64
 _MAX_VALUE_CHARS = 64 << 20
 _PARTIAL_CHARS = 64 << 10
+
+
+def _array_end(buf: str, pos: int) -> tuple[int, re.Match[str]] | None:
+    """Where the array read from ``pos`` seems to end in ``buf``: ``}`` then ``]`` then ``,``
+    or ``}``; returns (the end of its last item, the match of its ``]``), or None.
+
+    Only ``]`` characters are looked at (found by a C scan; few, as items rarely hold lists),
+    and only the first :data:`_END_PROBES` of them: a regular expression searching from every
+    ``}`` cost more than the batch's own decoding checks.
+    """
+    at = buf.find("]", pos)
+    for _ in range(_END_PROBES):
+        if at < 0:
+            return None
+        brace = at - 1
+        while brace > pos and buf[brace] in " \t\n\r":
+            brace -= 1
+        if brace >= pos and buf[brace] == "}":
+            separator = _AFTER_ITEM(buf, brace + 1)
+            if separator is not None and buf[separator.end():separator.end() + 1] in (",", "}"):
+                return brace + 1, separator
+        at = buf.find("]", at + 1)
+    return None
 
 
 class NotPlain(Exception):
@@ -152,10 +175,11 @@ class JsonStream:
         ``,`` or ``}``), that place is tried first, which spares the search at every array's end.
         """
         buf, pos = self._buf, self._pos
-        ending = _ARRAY_END(buf, pos)
+        ending = _array_end(buf, pos)
         if ending is not None:
+            cut, separator = ending
             try:
-                return read_plain("[" + buf[pos:ending.start() + 1] + "]"), self._cut(ending)
+                return read_plain(f"[{buf[pos:cut]}]"), self._cut(separator)
             except (msgspec.ValidationError, NotPlain):
                 return None
             except msgspec.DecodeError:
@@ -174,7 +198,7 @@ class JsonStream:
             if attempts < 0:
                 return None
             try:
-                records = read_plain("[" + buf[pos:cut] + "]")
+                records = read_plain(f"[{buf[pos:cut]}]")
             except (msgspec.ValidationError, NotPlain):
                 return None
             except msgspec.DecodeError:
