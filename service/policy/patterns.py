@@ -161,7 +161,9 @@ class PatternList:
         self._groups: list[int] = []
         for index, pattern in enumerate(patterns):
             if is_wildcard(pattern):
-                wild.append(f"(?P<p{len(self._groups)}>{to_regex(pattern)})")
+                # One group per pattern (the patterns' own regexes have none): the match's
+                # lastindex names the first alternative that matched.
+                wild.append(f"({to_regex(pattern)})")
                 self._groups.append(index)
             else:
                 self._exact.setdefault(pattern, index)
@@ -176,7 +178,7 @@ class PatternList:
         if self._regex is not None:
             found = self._regex.fullmatch(text)
             if found is not None:
-                wild = self._groups[int(found.lastgroup[1:])]  # type: ignore[index]
+                wild = self._groups[found.lastindex - 1]  # type: ignore[operator]
                 return wild if exact is None else min(exact, wild)
         return exact
 
@@ -301,11 +303,12 @@ class DenyMatcher:
     implies, matches a deny pattern: denying ``github:*:write`` also catches an ``admin`` grant.
     """
 
-    __slots__ = ("_implied", "_patterns")
+    __slots__ = ("_implied", "_none", "_patterns")
 
     def __init__(self, patterns: Sequence[str],
                  implications: Mapping[str, Mapping[str, frozenset[str]]]):
         self._patterns = PatternList(patterns)
+        self._none = self._patterns.empty
         self._implied = {integration: {action: tuple(sorted(weaker))
                                        for action, weaker in actions.items() if weaker}
                          for integration, actions in implications.items()}
@@ -313,7 +316,7 @@ class DenyMatcher:
 
     def match(self, scope: str) -> tuple[int, str] | None:
         """``(index of the first matching pattern, the scope that matched)`` or None."""
-        if self._patterns.empty:
+        if self._none:
             return None
         first_match = self._patterns.first_match
         index = first_match(scope)
