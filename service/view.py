@@ -2,7 +2,7 @@
 
 Both faces build it: the registry reader (streamed from the database, one agent at a time) and
 the snapshot reader (from an inventory file). The engine never sees a database row or a pydantic
-model, only these small slotted records, so a fleet of millions of grants stays cheap to hold.
+model, only these small records, so a fleet of millions of grants stays cheap to hold.
 
 ``InventoryView.agents`` is an iterable that yields agents **sorted by id**, each with all of its
 grants and credentials; it may be a generator that is consumed once.

@@ -111,16 +111,15 @@ class ViewBuilder:
     def plain_grants(self, text: str) -> GrantBatch:
         """Grants of a JSON list, grouped; NotPlain where one needs the per-item check.
 
-        The hot loop of reading a snapshot: the batch's new scopes and timestamps are judged in
-        bulk first, so the loop only looks them up, and the group is looked up again only when
-        the agent changes (grants usually come agent by agent).
+        The hot loop of reading a snapshot: the batch's distinct scopes and timestamps are judged
+        in bulk first, so the loop only looks them up in two small dicts, and the group is looked
+        up again only when the agent changes (grants usually come agent by agent).
         """
         batch = GrantBatch()
         by_agent, first_of, fresh = batch.by_agent, batch.first_of, batch.named
         decoded = GRANTS.decode(text)
-        self.checks.learn_scopes(map(_SCOPE_OF, decoded))
-        self.checks.learn_times(map(_LAST_USED_AT, decoded))
-        integrations, times = self.checks.integrations, self.checks.times
+        integrations = self.checks.integrations_of(map(_SCOPE_OF, decoded))
+        times = self.checks.times_of(map(_LAST_USED_AT, decoded))
         named, view = self._named, GrantView
         current, group = None, []
         index = -1
@@ -154,8 +153,8 @@ class ViewBuilder:
         batch = CredentialBatch()
         by_agent, first_of, held = batch.by_agent, batch.first_of, batch.held
         decoded = CREDENTIALS.decode(text)
-        self.checks.learn_times(chain.from_iterable(map(_CREDENTIAL_TIMES, decoded)))
-        times, view = self.checks.times, CredentialView
+        times = self.checks.times_of(chain.from_iterable(map(_CREDENTIAL_TIMES, decoded)))
+        view = CredentialView
         current, group = None, []
         for index, credential in enumerate(decoded):
             created_at, rotated_at = credential.created_at, credential.rotated_at

@@ -115,51 +115,43 @@ class ItemChecks:
 
     def __init__(self) -> None:
         self.times: dict[str, Any] = {}
-        """Timestamp text -> :meth:`utc` of it; hot loops look here before calling it."""
+        """Timestamp text -> :meth:`utc` of it (items checked one by one)."""
         self.integrations: dict[str, str | None] = {}
-        """Scope -> :meth:`integration_of` it; hot loops look here before calling it."""
+        """Scope -> :meth:`integration_of` it (items checked one by one)."""
 
-    def learn_times(self, texts: Iterable[str | None]) -> None:
-        """Judge, in one go, the timestamps among ``texts`` not seen yet, so a batch's loop
-        only looks them up in :attr:`times`.
+    # A batch's texts are judged afresh by the two below, not looked up in the per-read caches:
+    # at 10x those grow to millions of entries, and one look-up per item into them cost more
+    # (memory stalls) than judging each batch's distinct texts again in C.
 
-        Plain UTC ones (``...Z``, the common form) are checked all at once by one regular
-        expression over their joined text and converted by one call of msgspec's C parser
+    def times_of(self, texts: Iterable[str | None]) -> dict[str, Any]:
+        """Each distinct timestamp text of ``texts`` -> its UTC time, or UNDECIDED.
+
+        Plain UTC ones (``...Z``, the common form) are checked all at once, by shape or by one
+        regular expression over their joined text, and converted by one call of msgspec's parser
         (which agrees with the models on every such text: tests/test_snapshot_equivalence.py);
         anything else, or a batch where that fails, is judged one text at a time by :meth:`utc`.
         """
-        new = set(texts)
-        new.discard(None)
-        new.difference_update(self.times.keys())
-        if not new:
-            return
-        ordered = list(new)
-        if _plain_utc_texts(ordered):
+        distinct = set(texts)
+        distinct.discard(None)
+        ordered = list(distinct)  # type: ignore[arg-type]
+        if ordered and _plain_utc_texts(ordered):
             try:
                 moments = _UTC_TIMES.decode('["' + '","'.join(ordered) + '"]')
             except (msgspec.ValidationError, msgspec.DecodeError):
                 pass  # an impossible date among them: each is judged below
             else:
-                self.times.update(zip(ordered, moments, strict=True))
-                return
-        for text in ordered:
-            self.utc(text)  # type: ignore[arg-type]
+                return dict(zip(ordered, moments, strict=True))
+        return {text: self.utc(text) for text in ordered}
 
-    def learn_scopes(self, scopes: Iterable[str]) -> None:
-        """Judge, in one go, the scopes among ``scopes`` not seen yet (as :meth:`learn_times`)
-        with a few C calls over all of them; anything unusual, one scope at a time by
+    def integrations_of(self, scopes: Iterable[str]) -> dict[str, str | None]:
+        """Each distinct scope of ``scopes`` -> its integration (interned), or None when
+        malformed: a few C calls over all of them; anything unusual, one scope at a time by
         :meth:`integration_of`."""
-        new = set(scopes)
-        new.difference_update(self.integrations.keys())
-        if not new:
-            return
-        ordered = list(new)
-        heads = _plain_scope_heads(ordered)
+        ordered = list(set(scopes))
+        heads = _plain_scope_heads(ordered) if ordered else None
         if heads is not None:
-            self.integrations.update(zip(ordered, map(sys.intern, heads), strict=True))
-            return
-        for scope in ordered:
-            self.integration_of(scope)
+            return dict(zip(ordered, map(sys.intern, heads), strict=True))
+        return {scope: self.integration_of(scope) for scope in ordered}
 
     def utc(self, text: str) -> Any:
         """The UTC time of a plain RFC 3339 timestamp with a zone; UNDECIDED for anything else."""
