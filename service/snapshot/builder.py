@@ -139,11 +139,7 @@ class ViewBuilder:
                 credential = known[0]
             agent = grant.agent
             if agent != current:
-                current = agent
-                group = by_agent.get(agent)  # type: ignore[assignment]
-                if group is None:
-                    group = by_agent[agent] = []
-                    first_of[agent] = index
+                current, group = agent, _group_of(by_agent, first_of, agent, index)
             group.append(view(integration, scope, credential, last_used_at))
         batch.count = index + 1
         return batch
@@ -169,11 +165,7 @@ class ViewBuilder:
                 raise NotPlain
             agent, fingerprint = credential.agent, credential.fingerprint
             if agent != current:
-                current = agent
-                group = by_agent.get(agent)  # type: ignore[assignment]
-                if group is None:
-                    group = by_agent[agent] = []
-                    first_of[agent] = index
+                current, group = agent, _group_of(by_agent, first_of, agent, index)
             group.append(view(credential.id, credential.integration, credential.kind,
                               created_at, rotated_at, expires_at, last_used_at, fingerprint))
             if fingerprint is not None:
@@ -318,6 +310,17 @@ class ViewBuilder:
                 id=agent_id, name=name, source=source, owner=owner, labels=labels,
                 grants=_in_grant_order(grants.pop(agent_id, [])),
                 credentials=tuple(sorted(credentials.pop(agent_id, ()), key=_ID_OF)))
+
+
+def _group_of(by_agent: dict[str, list[Any]], first_of: dict[str, int], agent: str,
+              index: int) -> list[Any]:
+    """The batch's list for ``agent``, started (and its first index noted) when new. Called
+    only when the agent changes from one item to the next, not per item."""
+    group = by_agent.get(agent)
+    if group is None:
+        group = by_agent[agent] = []
+        first_of[agent] = index
+    return group
 
 
 def _merged(groups: dict[str, list[Any]], more: dict[str, list[Any]]) -> list[str]:

@@ -16,9 +16,10 @@ from contextlib import ExitStack
 
 from sqlalchemy import Connection
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from service.registry.db import read_connection, registry_errors
+from service.web.asgi import OnResponseStart
 
 _HELD = "registry_reads"
 
@@ -35,30 +36,18 @@ def registry(request: Request) -> Connection:
     return held[1]
 
 
-class ReleaseRegistry:
+class ReleaseRegistry(OnResponseStart):
     """Closes the request's read connection (if it opened one) when the answer starts, or when
     the request ends without one. Closing does no I/O: the connection holds no transaction."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def request_starting(self, scope: Scope) -> None:
+        # The state dict exists before the app copies the scope, so every copy shares it.
+        scope.setdefault("state", {})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
+    def response_started(self, scope: Scope, message: Message) -> None:
+        self.request_ended(scope)
 
-        def release() -> None:
-            held = state.pop(_HELD, None)
-            if held is not None:
-                held[0].close()
-
-        async def send_after_release(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                release()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_after_release)
-        finally:
-            release()
+    def request_ended(self, scope: Scope) -> None:
+        held = scope["state"].pop(_HELD, None)
+        if held is not None:
+            held[0].close()
