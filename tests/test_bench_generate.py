@@ -83,3 +83,21 @@ def test_policies_load_and_engine_agrees_with_baseline(tiny_fleet: Path) -> None
               if f.type in ("excess_scope", "denied_scope", "unknown_integration")}
     view = view_from_inventory(_inventory(tiny_fleet))
     assert engine == evaluate_naive(view, load_naive_policies(tiny_fleet / "policies"))
+
+
+def test_the_check_floor_decodes_every_item_and_reports_each_part(tiny_fleet: Path) -> None:
+    from bench.engine_parts import _decode_only, measure_check
+    from bench.report import RunReport
+
+    decoded = _decode_only(tiny_fleet / "snapshot.json")
+    assert (len(decoded.agents), len(decoded.grants), len(decoded.credentials)) == (
+        TINY.agents, TINY.grants, TINY.credentials)
+    report = RunReport(scale="tiny", counts={})
+    measure_check(report, snapshot=tiny_fleet / "snapshot.json",
+                  policies=tiny_fleet / "policies", repeat=1)
+    floors = {row.name: row for row in report.rows if row.name.startswith("floor:")}
+    assert len(floors) == 3 and all(row.value and row.value > 0 for row in floors.values())
+    decode, rest, both = (row.value for row in floors.values())
+    assert both == pytest.approx(decode + rest)
+    assert "sort_agents+evaluate" in list(floors.values())[1].note
+    assert "read_view" not in list(floors.values())[1].note

@@ -36,6 +36,7 @@ from service.policy.patterns import (
     agent_regex,
     is_wildcard,
     scope_regex,
+    weaker_actions,
 )
 from service.view import AgentView
 
@@ -166,7 +167,10 @@ class CompiledPolicy:
 
 
 def compile_policy(policy: Policy | None, defaults: Defaults,
-                   implications: Mapping[str, Mapping[str, frozenset[str]]]) -> CompiledPolicy:
+                   implications: Mapping[str, Mapping[str, frozenset[str]]],
+                   implied: Mapping[str, Mapping[str, tuple[str, ...]]]) -> CompiledPolicy:
+    """One policy's (None: the unmanaged agents') rules; ``implied`` is
+    :func:`~service.policy.patterns.weaker_actions` of ``implications``."""
     rules = effective_rules(policy, defaults)
     allow = {} if policy is None else {
         integration: AllowMatcher([p.pattern for p in rule.patterns],
@@ -177,7 +181,7 @@ def compile_policy(policy: Policy | None, defaults: Defaults,
         label="the default policy" if policy is None else f"policy {policy.name}",
         allow=allow,
         deny_rules=rules.deny,
-        deny=DenyMatcher([p.pattern for p in rules.deny], implications),
+        deny=DenyMatcher([p.pattern for p in rules.deny], implied),
         max_age=rules.credentials.max_age,
         warn_before=rules.credentials.warn_before,
         require_expiry=rules.credentials.require_expiry,
@@ -255,10 +259,12 @@ class CompiledSet:
     def __init__(self, policy_set: PolicySet):
         defaults = policy_set.defaults
         self.implications = build_implications(defaults.integrations)
+        implied = weaker_actions(self.implications)
         self.severity: dict[str, str] = {
             **DEFAULT_SEVERITY, **{kind: s.value for kind, s in defaults.severity.items()}}
-        self.unmanaged = compile_policy(None, defaults, self.implications)
-        self._by_name = {policy.name: compile_policy(policy, defaults, self.implications)
+        self.unmanaged = compile_policy(None, defaults, self.implications, implied)
+        self._by_name = {policy.name: compile_policy(policy, defaults, self.implications,
+                                                     implied)
                          for policy in policy_set.policies}
         self._index = AgentIndex(policy_set.policies)
 

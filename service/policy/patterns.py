@@ -274,6 +274,15 @@ def implied_by(implications: Mapping[str, frozenset[str]]) -> dict[str, tuple[st
     return {action: tuple(sorted(actions)) for action, actions in stronger.items()}
 
 
+def weaker_actions(implications: Mapping[str, Mapping[str, frozenset[str]]]
+                   ) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Integration -> action -> the actions it implies, sorted (a deny check tries them in that
+    order); actions that imply nothing are left out."""
+    return {integration: {action: tuple(sorted(weaker))
+                          for action, weaker in actions.items() if weaker}
+            for integration, actions in implications.items()}
+
+
 class AllowMatcher:
     """Whether an integration's allow patterns cover a scope, counting implications.
 
@@ -306,13 +315,12 @@ class DenyMatcher:
     __slots__ = ("_implied", "_none", "_patterns")
 
     def __init__(self, patterns: Sequence[str],
-                 implications: Mapping[str, Mapping[str, frozenset[str]]]):
+                 implied: Mapping[str, Mapping[str, tuple[str, ...]]]):
+        """``implied`` is :func:`weaker_actions` of the integrations' implications, made once
+        and shared by every policy's matcher."""
         self._patterns = PatternList(patterns)
         self._none = self._patterns.empty
-        self._implied = {integration: {action: tuple(sorted(weaker))
-                                       for action, weaker in actions.items() if weaker}
-                         for integration, actions in implications.items()}
-        """Integration -> action -> the actions it implies, sorted (checked in that order)."""
+        self._implied = implied
 
     def match(self, scope: str) -> tuple[int, str] | None:
         """``(index of the first matching pattern, the scope that matched)`` or None."""
