@@ -112,6 +112,7 @@ class Verdict:
 
 
 CLEAN = Verdict(None, False, False)
+EXCESS = Verdict(None, True, False)
 
 
 @dataclass(slots=True)
@@ -159,11 +160,12 @@ class CompiledPolicy:
     def _judge(self, scope: str, integration: str) -> Verdict:
         deny = self.deny.match(scope)
         allow = self.allow.get(integration)
-        unknown = self.policy is not None and allow is None
-        excess = allow is not None and deny is None and not allow.covers(scope)
-        if deny is None and not unknown and not excess:
-            return CLEAN
-        return Verdict(deny, excess, unknown)
+        if allow is None:  # unknown to a policy; the unmanaged agents' rules have no allow
+            unknown = self.policy is not None
+            return CLEAN if deny is None and not unknown else Verdict(deny, False, unknown)
+        if deny is not None:
+            return Verdict(deny, False, False)
+        return CLEAN if allow.covers(scope) else EXCESS
 
 
 def compile_policy(policy: Policy | None, defaults: Defaults,

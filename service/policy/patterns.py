@@ -302,7 +302,10 @@ class AllowMatcher:
         if matches(scope):
             return True
         stem, _, action = scope.rpartition(":")
-        return any(matches(f"{stem}:{stronger}") for stronger in self._stronger.get(action, ()))
+        stronger_actions = self._stronger.get(action)
+        if stronger_actions is None:
+            return False  # the common case, spared building a generator
+        return any(matches(f"{stem}:{stronger}") for stronger in stronger_actions)
 
 
 class DenyMatcher:
@@ -331,7 +334,10 @@ class DenyMatcher:
         best = None if index is None else (index, scope)
         stem, _, action = scope.rpartition(":")
         implied = self._implied.get(scope.partition(":")[0])
-        for weaker in () if implied is None else implied.get(action, ()):
+        implied_actions = None if implied is None else implied.get(action)
+        if implied_actions is None:
+            return best  # the common case: the scope implies nothing weaker
+        for weaker in implied_actions:
             candidate = f"{stem}:{weaker}"
             index = first_match(candidate)
             if index is not None and (best is None or index < best[0]):
