@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
@@ -122,3 +123,14 @@ def test_check_reports_the_same_findings_from_the_cache(folders, tmp_path):
     assert runs[0].stdout == runs[1].stdout
     assert "excess_scope" in runs[0].stdout
     assert len(loads) == 1
+
+
+def test_the_shipped_policies_come_back_from_a_pickle_equal():
+    """Every record type (defaults, waivers, settings, allow and deny rules) survives the
+    cache's pickling through the constructors (service/policy/model.py)."""
+    from pathlib import Path
+
+    shipped = load_policy_set(Path(__file__).resolve().parent.parent / "policies")
+    assert shipped.defaults.rules.waivers or any(p.rules.waivers for p in shipped.policies)
+    restored = pickle.loads(pickle.dumps(shipped, protocol=pickle.HIGHEST_PROTOCOL))
+    assert restored == shipped
