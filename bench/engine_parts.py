@@ -176,8 +176,7 @@ def _floor_rows(report: RunReport, *, snapshot: Path, parse_s: float,
     """Context for the target: the least the check's parts cost, each ÷ the parse. The
     reader's own decode, and everything the check does besides reading (policies, evaluation,
     the JSON report) at its fastest in the runs above."""
-    decode_s = min(best_of(lambda: _decode_only(snapshot), repeat=1)[0]
-                   for _ in range(max(1, repeat)))
+    decode_s, _ = best_of(lambda: _decode_only(snapshot), repeat=repeat)
     rest = {name: min(run[name] for run in phases) for name in phases[0] if name != "read_view"}
     rest_s = sum(rest.values())
     report.add(Row("check", "floor: msgspec decode of the items / parse (context)",

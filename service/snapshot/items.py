@@ -6,9 +6,10 @@ Two quick ways in, both never accepting what the models (``connectors/models.py`
   and friends, which return None wherever the model must decide (and word the error);
 - *plain batches*, JSON text of many items, are decoded and checked in one call of msgspec's C
   decoder into the Structs below, which carry the common valid shape (every field of the
-  expected type, no unknown field, the models' lengths and fingerprint pattern). What msgspec
-  cannot check (a scope's integration, RFC 3339 timestamps with a zone) is left to the caller,
-  through the cached :meth:`ItemChecks.utc` and :meth:`ItemChecks.integration_of`.
+  expected type, no unknown field, the models' lengths). What is left (a scope's integration,
+  RFC 3339 timestamps with a zone, the fingerprint pattern) the caller checks for each batch's
+  distinct texts at once: :meth:`ItemChecks.integrations_of`, :meth:`ItemChecks.times_of` and
+  :func:`plain_fingerprints`.
 
 ``tests/test_snapshot_equivalence.py`` holds both ways to the models' verdicts.
 """
