@@ -27,7 +27,7 @@ import msgspec
 from bench.baseline import SCOPE_TYPES, ScopeFinding, evaluate_naive, load_naive_policies
 from bench.report import Row, RunReport, best_of, ratio_row
 from bench.scales import NOW
-from service.snapshot.items import PlainAgent, PlainCredential, PlainGrant
+from service.snapshot.items import PlainAgent, SnapshotCredential, SnapshotGrant
 from service.view import InventoryView
 
 T = TypeVar("T")
@@ -158,8 +158,8 @@ class _Items(msgspec.Struct):
     collected_at: str
     sources: list[Any]
     agents: list[PlainAgent]
-    grants: list[PlainGrant]
-    credentials: list[PlainCredential]
+    grants: list[SnapshotGrant]
+    credentials: list[SnapshotCredential]
 
 
 _ITEMS = msgspec.json.Decoder(_Items)

@@ -66,6 +66,8 @@ def _variants():
                 yield pytest.param(array, field, value, id=f"{array}.{field}.{number}")
             yield pytest.param(array, field, KeyError, id=f"{array}.{field}.missing")
         yield pytest.param(array, "unexpected", "x", id=f"{array}.extra-field")
+        # the registry's own field on its view records, not part of the format
+        yield pytest.param(array, "first_seen_at", None, id=f"{array}.first_seen_at")
         yield pytest.param(array, None, "not an object", id=f"{array}.not-an-object")
 
 
@@ -195,3 +197,21 @@ def test_a_batch_judged_in_bulk_agrees_with_the_models(tmp_path, odd, odd_scope)
     assert _outcome(read_snapshot_view, path) == by_models
     if odd is None and odd_scope is None:
         assert by_models[0] == "view"
+
+
+@pytest.mark.parametrize("escaped", ['2026-11-24T10:00:00\\u002e1234567Z',
+                                     '2026-11-24T10:00:00\\u002b05:30',
+                                     '\\u0032026-11-24T10:00:00Z'])
+def test_a_timestamp_spelled_with_escapes_agrees_with_the_models(tmp_path, escaped):
+    """JSON escapes can spell any character of a timestamp; the batch decoder and the models
+    must still read the same time (or both refuse it)."""
+    document = _base()
+    grant = document["grants"][0]
+    document["grants"] = [{**grant, "scope": f"github:repo-{i}:read",
+                           "last_used_at": "2026-11-01T00:00:00Z"} for i in range(40)]
+    text = json.dumps(document).replace('"2026-11-01T00:00:00Z"', f'"{escaped}"', 1)
+    path = tmp_path / "snap.json"
+    path.write_text(text, encoding="utf-8")
+    by_models = _outcome(lambda p: view_from_inventory(read_snapshot(p)), path)
+    assert by_models[0] == "view"
+    assert _outcome(read_snapshot_view, path) == by_models

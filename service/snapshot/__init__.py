@@ -32,7 +32,12 @@ from connectors.schema import describe_validation_error
 from service.errors import SnapshotError
 from service.files import OutputFileError, write_atomically
 from service.registry.db import gc_paused
-from service.snapshot.builder import ViewBuilder, agent_record, credential_view, grant_fields
+from service.snapshot.builder import (
+    ViewBuilder,
+    agent_record,
+    grant_fields,
+    snapshot_credential,
+)
 from service.snapshot.stream import JsonStream
 from service.view import InventoryView
 
@@ -65,7 +70,7 @@ def view_from_inventory(inventory: Inventory) -> InventoryView:
     for index, agent in enumerate(inventory.agents):
         builder.add_agent(index, agent_record(agent))
     for index, credential in enumerate(inventory.credentials):
-        builder.add_credential(index, credential.agent, credential_view(credential))
+        builder.add_credential(index, snapshot_credential(credential))
     for index, grant in enumerate(inventory.grants):
         builder.add_grant(index, grant_fields(grant))
     return builder.finish(inventory.sources)

@@ -5,11 +5,12 @@ Two quick ways in, both never accepting what the models (``connectors/models.py`
 - *raw* items, already decoded by the standard library, pass :meth:`ItemChecks.quick_agent`
   and friends, which return None wherever the model must decide (and word the error);
 - *plain batches*, JSON text of many items, are decoded and checked in one call of msgspec's C
-  decoder into the Structs below, which carry the common valid shape (every field of the
-  expected type, no unknown field, the models' lengths). What is left (a scope's integration,
-  RFC 3339 timestamps with a zone, the fingerprint pattern) the caller checks for each batch's
-  distinct texts at once: :meth:`ItemChecks.integrations_of`, :meth:`ItemChecks.times_of` and
-  :func:`plain_fingerprints`.
+  decoder straight into the view's own records (:class:`SnapshotGrant`,
+  :class:`SnapshotCredential`): every field of the expected type, no unknown field, the models'
+  lengths, timestamps parsed as RFC 3339 with a zone (the parser the models also use for
+  fraction digits beyond microseconds). What is left (a scope's integration, a UTC zone, the
+  fingerprint pattern) the caller checks for each batch at once: :meth:`ItemChecks.integrations_of`,
+  :func:`all_utc` and :func:`plain_fingerprints`.
 
 ``tests/test_snapshot_equivalence.py`` holds both ways to the models' verdicts.
 """
@@ -20,14 +21,14 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from operator import itemgetter, methodcaller
+from operator import attrgetter, itemgetter, methodcaller
 from types import MappingProxyType
 from typing import Annotated, Any
 
 import msgspec
 
 from connectors.models import Agent, Credential, Grant
-from service.view import CredentialView
+from service.view import CredentialView, GrantView
 
 UNDECIDED: Any = object()
 """What a check returns for a value the model must judge."""
@@ -45,11 +46,6 @@ _FINGERPRINT = re.compile(r"hmac-sha256:[0-9a-f]{64}").fullmatch
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})").fullmatch
 NO_LABELS: Mapping[str, str] = MappingProxyType({})
-_PLAIN_UTC = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z"
-_PLAIN_UTC_LINES = re.compile(rf"(?:{_PLAIN_UTC}\n)*{_PLAIN_UTC}").fullmatch
-_UTC_TIMES = msgspec.json.Decoder(list[Annotated[datetime, msgspec.Meta(tz=True)]])
-_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
-_WHOLE_SECONDS_SHAPE = "0000-00-00T00:00:00Z"
 _INTEGRATION_NAME = re.compile(r"[a-z][a-z0-9_-]*").fullmatch
 _FINGERPRINT_PREFIX = "hmac-sha256:"
 _FINGERPRINT_SIZE = len(_FINGERPRINT_PREFIX) + 64
@@ -58,6 +54,7 @@ _HEX_AS_ZERO = str.maketrans("123456789abcdef", "0" * 15)
 _FINGERPRINT_SHAPE = (_FINGERPRINT_PREFIX + "0" * 64).translate(_HEX_AS_ZERO)
 _PARTITION = methodcaller("partition", ":")
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_ZONE_OF = attrgetter("tzinfo")
 
 
 def _is_identifier(value: Any) -> bool:
@@ -67,6 +64,15 @@ def _is_identifier(value: Any) -> bool:
 # --- The plain shapes, checked by msgspec ---------------------------------------------------
 
 _Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+_Time = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class AnyObject(msgspec.Struct, frozen=True, gc=False):
+    """Any JSON object, checked to be one and skipped (a grant's evidence: the engine never
+    reads it, and building its dict cost more than the rest of the grant)."""
+
+
+_NO_EVIDENCE = AnyObject()
 
 
 class PlainAgent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -77,32 +83,47 @@ class PlainAgent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     labels: dict[str, str] = {}
 
 
-class PlainGrant(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    agent: _Identifier
+class SnapshotGrant(GrantView, forbid_unknown_fields=True, gc=False, kw_only=True):
+    """A grant read from a snapshot: the engine's record plus the agent it belongs to.
+
+    msgspec decodes a file's grants straight into these, so reading makes no second record per
+    grant. ``first_seen_at`` belongs to the registry's grants, not to the format: typed here
+    as :data:`msgspec.UNSET`, which no JSON value decodes to, a grant that names it is refused
+    (and the model words the error)."""
+
     integration: _Identifier
-    scope: str  # checked against its integration by integration_of (cached; a pattern
-    # constraint here would cost a regular-expression call per grant)
-    credential: str | None = None
-    last_used_at: str | None = None
-    evidence: dict[str, Any] = {}
-
-
-class PlainCredential(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    id: _Identifier
+    scope: str  # checked against its integration by integrations_of, a batch at once
+    last_used_at: _Time | None = None
+    first_seen_at: msgspec.UnsetType = None  # type: ignore[assignment]
     agent: _Identifier
+    evidence: AnyObject = _NO_EVIDENCE
+
+
+class SnapshotCredential(CredentialView, forbid_unknown_fields=True, gc=False, kw_only=True):
+    """A credential read from a snapshot: the engine's record plus the agent holding it."""
+
+    id: _Identifier
     integration: _Identifier
     kind: _Identifier
-    created_at: str | None = None
-    rotated_at: str | None = None
-    expires_at: str | None = None
-    last_used_at: str | None = None
+    created_at: _Time | None = None
+    rotated_at: _Time | None = None
+    expires_at: _Time | None = None
+    last_used_at: _Time | None = None
     fingerprint: str | None = None  # checked by plain_fingerprints, all of a batch at once
     # (a pattern constraint here called the regular-expression engine once per credential)
+    agent: _Identifier
 
 
 AGENTS = msgspec.json.Decoder(list[PlainAgent])
-GRANTS = msgspec.json.Decoder(list[PlainGrant])
-CREDENTIALS = msgspec.json.Decoder(list[PlainCredential])
+GRANTS = msgspec.json.Decoder(list[SnapshotGrant])
+CREDENTIALS = msgspec.json.Decoder(list[SnapshotCredential])
+
+
+def all_utc(times: Iterable[datetime | None]) -> bool:
+    """Whether every time given is in UTC (msgspec keeps a ``+05:30`` offset as it is, where the
+    models convert; such a batch goes to the per-item path)."""
+    zones = set(map(_ZONE_OF, filter(None, times)))
+    return zones <= {UTC}
 
 
 # --- Checks with caches that live as long as one read ---------------------------------------
@@ -120,29 +141,9 @@ class ItemChecks:
         self.integrations: dict[str, str | None] = {}
         """Scope -> :meth:`integration_of` it (items checked one by one)."""
 
-    # A batch's texts are judged afresh by the two below, not looked up in the per-read caches:
-    # at 10x those grow to millions of entries, and one look-up per item into them cost more
-    # (memory stalls) than judging each batch's distinct texts again in C.
-
-    def times_of(self, texts: Iterable[str | None]) -> dict[str, Any]:
-        """Each distinct timestamp text of ``texts`` -> its UTC time, or UNDECIDED.
-
-        Plain UTC ones (``...Z``, the common form) are checked all at once, by shape or by one
-        regular expression over their joined text, and converted by one call of msgspec's parser
-        (which agrees with the models on every such text: tests/test_snapshot_equivalence.py);
-        anything else, or a batch where that fails, is judged one text at a time by :meth:`utc`.
-        """
-        distinct = set(texts)
-        distinct.discard(None)
-        ordered = list(distinct)  # type: ignore[arg-type]
-        if ordered and _plain_utc_texts(ordered):
-            try:
-                moments = _UTC_TIMES.decode('["' + '","'.join(ordered) + '"]')
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                pass  # an impossible date among them: each is judged below
-            else:
-                return dict(zip(ordered, moments, strict=True))
-        return {text: self.utc(text) for text in ordered}
+    # A batch's scopes are judged afresh by integrations_of, not looked up in the per-read
+    # cache: at 10x that grows to millions of entries, and one look-up per item into it cost
+    # more (memory stalls) than judging each batch's distinct scopes again in C.
 
     def integrations_of(self, scopes: Iterable[str]) -> dict[str, str | None]:
         """Each distinct scope of ``scopes`` -> its integration (interned), or None when
@@ -204,8 +205,8 @@ class ItemChecks:
             return agent, integration, scope, credential, last_used_at
         return None
 
-    def quick_credential(self, raw: Any) -> tuple[str, CredentialView] | None:
-        """(agent id, view) of a plainly valid credential; None where the model must decide."""
+    def quick_credential(self, raw: Any) -> SnapshotCredential | None:
+        """The record of a plainly valid credential; None where the model must decide."""
         if type(raw) is not dict or not raw.keys() <= _CREDENTIAL_FIELDS:
             return None
         get, time = raw.get, self.time_or_none
@@ -219,20 +220,11 @@ class ItemChecks:
                 and (fingerprint is None or (type(fingerprint) is str
                                              and _FINGERPRINT(fingerprint)))
                 and UNDECIDED not in (created_at, rotated_at, expires_at, last_used_at)):
-            return agent, CredentialView(credential_id, integration, kind, created_at,
-                                         rotated_at, expires_at, last_used_at, fingerprint)
+            return SnapshotCredential(
+                id=credential_id, integration=integration, kind=kind, created_at=created_at,
+                rotated_at=rotated_at, expires_at=expires_at, last_used_at=last_used_at,
+                fingerprint=fingerprint, agent=agent)
         return None
-
-
-def _plain_utc_texts(texts: list[str]) -> bool:
-    """Whether every text is a plain UTC timestamp (``2026-11-24T10:00:00Z``, at most six
-    fraction digits). Whole seconds, the common form, are checked by shape: digits turned to
-    ``0`` must give one fixed line per text, a comparison in C; the rest by a regular
-    expression over all of them (some ten times slower per character)."""
-    joined = "\n".join(texts)
-    if joined.translate(_DIGITS_AS_ZERO) == "\n".join([_WHOLE_SECONDS_SHAPE] * len(texts)):
-        return True
-    return joined.count("\n") == len(texts) - 1 and _PLAIN_UTC_LINES(joined) is not None
 
 
 def _plain_scope_heads(scopes: list[str]) -> list[str] | None:
