@@ -124,6 +124,18 @@ def test_case_with_schema_error_names_the_field(policy_dir):
         "subject, type")
 
 
+@pytest.mark.parametrize("now", ["2026-02-30T10:00:00Z", "0001-01-01T00:00:00+01:00"])
+def test_case_with_an_impossible_now_names_it(policy_dir, now):
+    path = write_case(policy_dir, f"""
+        name: odd clock
+        now: "{now}"
+        inventory: fixtures/inv.json
+        expect: []
+    """)
+    [result] = run_policy_tests(policy_dir)
+    assert result.error == f"{path}:2:6: now: {now!r} is not a real timestamp"
+
+
 def test_case_with_missing_inventory_names_the_inventory_line(policy_dir):
     path = write_case(policy_dir, """
         name: no such file

@@ -189,6 +189,14 @@ WAIVER = "waivers:\n  - {type: %s, reason: r, approved_by: b, expires: %s}\n"
     pytest.param("allow: {}\n" + WAIVER % ("no_owner", "2027-02-30"),
                  "7:58: waivers[0].expires: '2027-02-30' is not a real date or timestamp",
                  id="impossible-date"),
+    pytest.param("allow: {}\n" + WAIVER % ("no_owner", "9999-12-31"),
+                 "7:58: waivers[0].expires: '9999-12-31' ends outside years 1 to 9999 in UTC "
+                 "(a date holds through its whole day); use an earlier date",
+                 id="date-past-the-calendar"),
+    pytest.param("allow: {}\n" + WAIVER % ("no_owner", '"0001-01-01T00:00:00+01:00"'),
+                 "7:58: waivers[0].expires: '0001-01-01T00:00:00+01:00' ends outside years 1 "
+                 "to 9999 in UTC (a date holds through its whole day); use an earlier date",
+                 id="timestamp-before-the-calendar"),
     pytest.param("allow: {}\n" + WAIVER % ("no_owner", "31.01.2027"),
                  "7:58: waivers[0].expires: expected a date YYYY-MM-DD or an RFC 3339 timestamp "
                  "with a zone, got '31.01.2027'", id="date-format"),

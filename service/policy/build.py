@@ -34,19 +34,27 @@ DEFAULTS_ONLY_WAIVERS = frozenset({"unmanaged_agent", "stale_inventory"})
 """Finding types no AgentPolicy can waive: they concern agents no policy governs, or sources."""
 
 
+class OutsideCalendar(ValueError):
+    """An expiry whose end, in UTC, falls outside years 1 to 9999 (Python's datetime range)."""
+
+
 def parse_expiry(text: str) -> datetime:
     """Waiver ``expires`` -> the first instant the waiver no longer holds (UTC).
 
     A date ``YYYY-MM-DD`` holds through that whole day (UTC); a timestamp holds until it.
-    Raises ValueError for an impossible date or a timestamp without a zone.
+    Raises ValueError for an impossible date, a timestamp without a zone, or an end past the
+    calendar's (``9999-12-31`` would hold until year 10,000).
     """
-    if len(text) == 10:
-        day = date.fromisoformat(text)
-        return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-    moment = datetime.fromisoformat(text.upper().replace(" ", "T"))
-    if moment.tzinfo is None:
-        raise ValueError("timestamp has no zone")
-    return moment.astimezone(UTC)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        moment = datetime.fromisoformat(text.upper().replace(" ", "T"))
+        if moment.tzinfo is None:
+            raise ValueError("timestamp has no zone")
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise OutsideCalendar(text) from None
 
 
 class DocumentBuilder:
@@ -188,6 +196,11 @@ class DocumentBuilder:
                 self._problem(document, [*path, "scope"], f"{where}.scope: {problem}")
         try:
             expires_at = parse_expiry(item["expires"])
+        except OutsideCalendar:
+            self._problem(document, [*path, "expires"],
+                          f"{where}.expires: {item['expires']!r} ends outside years 1 to 9999 "
+                          "in UTC (a date holds through its whole day); use an earlier date")
+            return None
         except ValueError:
             self._problem(document, [*path, "expires"],
                           f"{where}.expires: {item['expires']!r} is not a real date or "

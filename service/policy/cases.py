@@ -127,7 +127,7 @@ def _prepare(document: Document, path: Path):
     data: dict[str, Any] = document.data
     try:
         now = datetime.fromisoformat(data["now"].upper().replace(" ", "T")).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise _CaseError(str(document.problem(
             ["now"], f"now: {data['now']!r} is not a real timestamp"))) from None
     try:

@@ -257,9 +257,9 @@ def _utc_from_text(text: str) -> Any:
         return UNDECIDED
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return moment if text[-1] == "Z" else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # an impossible date, or a UTC outside the calendar
         return UNDECIDED
-    return moment if text[-1] == "Z" else moment.astimezone(UTC)
 
 
 def _scope_integration(scope: str) -> str | None:
