@@ -36,7 +36,7 @@ T = TypeVar("T")
 def check_once(snapshot: Path, policies: Path) -> dict[str, float]:
     """The steps of ``scopekeeper check --inventory FILE --format json`` (service/cli/check.py),
     in-process and in the same order, output written to /dev/null; returns seconds per phase."""
-    from service.output import render
+    from service.output import render_bytes
     from service.output.report import FindingsReport
     from service.policy.cache import load_policy_set_cached
     from service.policy.engine import evaluate
@@ -63,8 +63,8 @@ def check_once(snapshot: Path, policies: Path) -> dict[str, float]:
         lap("sort_agents+evaluate")
         report = FindingsReport.from_findings(findings, policy_set=policy_set.version,
                                               evaluated_at=NOW)
-        with open(os.devnull, "w", encoding="utf-8") as sink:
-            sink.write(render(report, format_name="json"))
+        with open(os.devnull, "wb") as sink:
+            sink.write(render_bytes(report, format_name="json"))
         lap("json_output")
     finally:
         gc.unfreeze()

@@ -22,7 +22,7 @@ from service.cli.common import (
 )
 from service.errors import InputError
 from service.findings.model import SEVERITIES
-from service.output import FORMATS, render
+from service.output import FORMATS, render_bytes
 from service.output.as_table import rich_table
 from service.output.report import FindingsReport, at_or_above
 from service.pipeline import collect
@@ -88,4 +88,6 @@ def _emit(report: FindingsReport, output: str) -> None:
     if output == "table" and sys.stdout.isatty():
         Console().print(rich_table(report))
     else:
-        sys.stdout.write(render(report, format_name=output))
+        sys.stdout.flush()
+        sys.stdout.buffer.write(render_bytes(report, format_name=output))
+        sys.stdout.buffer.flush()

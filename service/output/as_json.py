@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from service.output.report import FindingsReport, json_text
+from service.output.report import FindingsReport, json_bytes
 
 
 def render(report: FindingsReport) -> str:
-    return json_text(report.document())
+    return render_bytes(report).decode()
+
+
+def render_bytes(report: FindingsReport) -> bytes:
+    return json_bytes(report.document())
