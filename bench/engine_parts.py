@@ -152,7 +152,7 @@ def _timed_pairs(first: Callable[[], Any], second: Callable[[], T], *, repeat: i
 
 
 class _Items(msgspec.Struct):
-    """A whole snapshot in the snapshot reader's plain Structs (service/snapshot/items.py)."""
+    """A whole snapshot in the snapshot reader's Structs (service/snapshot/items.py)."""
 
     version: int
     collected_at: str
@@ -166,7 +166,7 @@ _ITEMS = msgspec.json.Decoder(_Items)
 
 
 def _decode_only(snapshot: Path) -> Any:
-    """Only msgspec's decode of every item into the reader's plain Structs, the C part of the
+    """Only msgspec's decode of every item into the reader's Structs, the C part of the
     reader: no checks, no grouping, no view. What any reader built on it spends at least."""
     return _ITEMS.decode(snapshot.read_bytes())
 

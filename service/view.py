@@ -11,6 +11,9 @@ Agents, grants and credentials are msgspec Structs rather than dataclasses: a St
 C code (a dataclass's generated ``__init__`` costs over twice as much, and a fleet builds millions
 of them per read) and, declared ``gc=False``, is never walked by the cyclic garbage collector.
 These records hold only strings, times, tuples of records and label mappings, never a cycle.
+The snapshot reader's grants and credentials are subclasses msgspec decodes straight from the
+file (``SnapshotGrant`` and ``SnapshotCredential`` in ``service/snapshot/items.py``, which also
+name their agent); the engine reads only the fields declared here.
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@
 How the streaming reader stays fast. Only the top level of the document is walked
 (``stream.py``); the file is read in 1 MB chunks, so memory holds the compact view records and
 never the whole document. Within a chunk, the items of an array that lie whole in it are decoded
-and checked in one call of msgspec's C decoder (``items.py``), then the few checks left and the
-grouping by agent run in one short loop per item (``builder.py``). A chunk holding anything else
-is read item by item: the standard library's C decoder, a quick check, and the pydantic model for
-what the quick check does not accept, which then decides and words the error.
+and checked in one call of msgspec's C decoder straight into the view's records, timestamps
+included (``items.py``); the few checks left run over the whole batch at once and the records
+are grouped by agent one run of an agent's items at a time (``builder.py``). A chunk holding
+anything else is read item by item: the standard library's C decoder, a quick check, and the
+pydantic model for what the quick check does not accept, which then decides and words the error.
 ``tests/test_snapshot_equivalence.py`` holds both fast paths to never accepting what the model
 refuses. The cyclic garbage collector is paused while reading: the records are acyclic, and its
 repeated walks over millions of them doubled the time on a 200 MB file. ijson (even its yajl2_c
