@@ -55,6 +55,8 @@ def _parse_json(path: Path, text: str) -> Any:
                                  f"invalid JSON: {exc.msg}") from None
     except ValueError as exc:
         raise InventoryFileError(str(path), f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise InventoryFileError(str(path), "invalid JSON: nested too deeply") from None
 
 
 def _parse_yaml(path: Path, text: str) -> Any:

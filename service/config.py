@@ -30,12 +30,24 @@ _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+LONGEST_DURATION = timedelta(days=36_500)
+"""Durations are at most 100 years, so a time plus or minus one stays a date Python can hold."""
+
+
+class DurationTooLong(ValueError):
+    """A well-formed duration longer than :data:`LONGEST_DURATION`."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """``90d``, ``2h``, ``30m``, ``45s``, ``2w`` -> timedelta; anything else raises ValueError."""
+    """``90d``, ``2h``, ``30m``, ``45s``, ``2w`` -> timedelta; anything else raises ValueError
+    (:class:`DurationTooLong` beyond 100 years)."""
     match = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if not match:
         raise ValueError(f"{text!r} is not a duration like 30m, 2h, 90d or 2w")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > LONGEST_DURATION.total_seconds():
+        raise DurationTooLong(f"{text!r} is longer than 100 years (36500d)")
+    return timedelta(seconds=seconds)
 
 
 class ConnectorConfig(BaseModel):

@@ -191,6 +191,10 @@ def test_check_invalid_policy_set_exits_2_with_file_line_col(tmp_path):
      "error: --fail-on: 'severe' is not one of info, low, medium, high, critical"),
     (("--now", "2026-11-24T10:00:00"), "error: --now: '2026-11-24T10:00:00' is not an RFC 3339 "
                                        "time with a zone, like 2026-11-24T10:00:00Z"),
+    (("--now", "0001-01-01T00:00:00+01:00"),
+     "error: --now: '0001-01-01T00:00:00+01:00' is outside the years 1970 to 9000"),
+    (("--now", "9999-12-31T23:59:59Z"),
+     "error: --now: '9999-12-31T23:59:59Z' is outside the years 1970 to 9000"),
 ])
 def test_check_bad_options_exit_2(tmp_path, args, expected):
     result = invoke("check", "--policies", str(policies(tmp_path)), "--inventory",

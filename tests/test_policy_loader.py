@@ -205,6 +205,9 @@ WAIVER = "waivers:\n  - {type: %s, reason: r, approved_by: b, expires: %s}\n"
                  id="bad-duration"),
     pytest.param("allow: {}\nrecertify: {every: 0d}\n",
                  "6:20: recertify.every: must be longer than zero, got '0d'", id="zero-duration"),
+    pytest.param("allow: {}\nunused_after: 99999999999999d\n",
+                 "6:15: unused_after: must be at most 36500d (100 years), got '99999999999999d'",
+                 id="duration-too-long"),
     pytest.param("allow: {}\n" + WAIVER % ("too_much", "2027-01-01"),
                  "7:12: waivers[0].type: 'too_much' is not a known finding type; expected one "
                  "of: excess_scope, denied_scope,", id="unknown-waiver-type"),

@@ -129,6 +129,16 @@ def test_truncated_and_non_json_files(tmp_path, reader):
     assert "not UTF-8 text" in _error(reader, binary)
 
 
+@pytest.mark.parametrize("reader", READERS)
+def test_evidence_nested_too_deeply_is_an_error_not_a_crash(tmp_path, reader):
+    document = _document()
+    text = json.dumps(document).replace('"scope": "github:issues:write"',
+                                        '"scope": "github:issues:write", "evidence": {"a": '
+                                        + "[" * 5000 + "]" * 5000 + "}", 1)
+    assert _error(reader, _write(tmp_path / "deep.json", text)).endswith(
+        "invalid JSON: nested too deeply")
+
+
 def test_stream_says_where_a_file_ends_too_early(tmp_path):
     text = json.dumps(_document(), indent=2)
     path = _write(tmp_path / "cut.json", text[: text.index('"grants"')])

@@ -25,6 +25,7 @@ TIMES = [
     "2026-11-24T10:00:00.123456789Z", "2026-11-24T23:59:59.9999995Z",
     "9999-12-31T23:59:59.9999999Z", "0001-01-01T00:30:00+01:00",
     "0001-01-01T00:00:00.1234567+00:01", "9999-12-31T23:30:00-01:00", "2026-11-24T10:00:00-05:00",
+    "2026-11-24T10:00:00+00:60", "2026-11-24T10:00:00-05:75", "2026-11-24T10:00:00+24:00",
 ]
 TEXTS = [None, "", "x", "x" * 512, "x" * 513, 7, 1.5, True, [], {}, "ünïcode", "a\nb"]
 SCOPES = [
@@ -98,8 +99,10 @@ def test_stream_agrees_with_the_models(tmp_path, array, field, value):
     assert by_stream == by_models
 
 
-def test_plain_items_are_checked_in_batches_not_one_by_one(tmp_path, monkeypatch):
-    """The per-item quick checks run only where a batch could not be read whole."""
+@pytest.mark.parametrize("created_at", ["2026-11-24T10:00:00Z", "2026-11-24T11:00:00+01:00"])
+def test_plain_items_are_checked_in_batches_not_one_by_one(tmp_path, monkeypatch, created_at):
+    """The per-item quick checks run only where a batch could not be read whole (times with an
+    offset included: a batch converts them to UTC itself)."""
     from service.snapshot.items import ItemChecks
 
     calls = []
@@ -112,7 +115,7 @@ def test_plain_items_are_checked_in_batches_not_one_by_one(tmp_path, monkeypatch
         document["credentials"][0]
     document["agents"] = [{**agent, "id": f"s/a{i}", "labels": {"n": str(i)}} for i in range(50)]
     document["credentials"] = [{**credential, "id": f"s/k{i}", "agent": f"s/a{i}",
-                                "created_at": "2026-11-24T10:00:00Z"} for i in range(50)]
+                                "created_at": created_at} for i in range(50)]
     document["grants"] = [{**grant, "agent": f"s/a{i}", "credential": f"s/k{i}",
                            "evidence": {"nested": {"x": [1, {"y": 2}]}}} for i in range(50)]
     path = tmp_path / "snap.json"

@@ -22,7 +22,7 @@ from service.cli.common import (
 )
 from service.errors import InputError
 from service.findings.model import SEVERITIES
-from service.output import FORMATS, render_bytes
+from service.output import FORMATS, render, render_bytes
 from service.output.as_table import rich_table
 from service.output.report import FindingsReport, at_or_above
 from service.pipeline import collect
@@ -87,7 +87,9 @@ def _inventory_view(ctx: typer.Context, *, inventory: Path | None, config: Path 
 def _emit(report: FindingsReport, output: str) -> None:
     if output == "table" and sys.stdout.isatty():
         Console().print(rich_table(report))
-    else:
-        sys.stdout.flush()
+    elif output == "json" and hasattr(sys.stdout, "buffer"):
+        sys.stdout.flush()  # JSON is UTF-8 whatever the locale says: written as msgspec made it
         sys.stdout.buffer.write(render_bytes(report, format_name=output))
         sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(render(report, format_name=output))

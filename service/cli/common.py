@@ -22,6 +22,7 @@ from rich.console import Console
 
 from service.config import Settings, load_settings
 from service.errors import InputError, PolicyError, ScopekeeperError
+from service.policy.engine import EVALUATION_YEARS, evaluation_time
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -79,10 +80,13 @@ def parse_time(text: str | None, *, option: str) -> datetime:
     if text is None:
         return datetime.now(UTC)
     try:
-        return _TIME.validate_python(text).astimezone(UTC)
+        moment = _TIME.validate_python(text)
     except ValidationError:
         raise InputError(f"{option}: {text!r} is not an RFC 3339 time with a zone, like "
                          f"2026-11-24T10:00:00Z") from None
+    if not evaluation_time(moment):  # checked before the conversion, which could overflow
+        raise InputError(f"{option}: {text!r} is outside the years {EVALUATION_YEARS}")
+    return moment.astimezone(UTC)
 
 
 def choose(value: str, choices: Sequence[str], *, option: str) -> str:

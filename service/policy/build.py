@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from service.config import parse_duration
+from service.config import DurationTooLong, parse_duration
 from service.findings.model import PolicyRef
 from service.policy.model import (
     AllowRule,
@@ -163,6 +163,10 @@ class DocumentBuilder:
         name = ".".join(map(str, path))
         try:
             duration = parse_duration(value)
+        except DurationTooLong:
+            self._problem(document, path, f"{name}: must be at most 36500d (100 years), got "
+                                          f"{value!r}")
+            return None
         except ValueError:
             self._problem(document, path, f"{name}: expected a duration like 30m, 2h, 90d or 2w,"
                                           f" got {value!r}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from service.errors import InputError
 from service.findings.model import Finding
-from service.policy.engine import evaluate
+from service.policy.engine import EVALUATION_YEARS, evaluate, evaluation_time
 from service.policy.loader import POLICY_SUFFIXES, load_policy_set
 from service.policy.model import Policy, PolicySet, Rules
 from service.policy.patterns import AllowMatcher
@@ -130,6 +130,9 @@ def _prepare(document: Document, path: Path):
     except (ValueError, OverflowError):
         raise _CaseError(str(document.problem(
             ["now"], f"now: {data['now']!r} is not a real timestamp"))) from None
+    if not evaluation_time(now):
+        raise _CaseError(str(document.problem(
+            ["now"], f"now: {data['now']!r} is outside the years {EVALUATION_YEARS}")))
     try:
         view = view_from_inventory(read_snapshot(path.parent / data["inventory"]))
     except InputError as error:

@@ -31,6 +31,16 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat()[:-6] + "Z"
 
 
+EVALUATION_YEARS = "1970 to 9000"
+"""When ``now`` may be: any duration a policy can set (at most 100 years) added to or taken
+from it stays a date Python can hold."""
+
+
+def evaluation_time(moment: datetime) -> bool:
+    """Whether ``moment`` can be an evaluation's ``now`` (:data:`EVALUATION_YEARS`)."""
+    return 1970 <= moment.year <= 9000
+
+
 @lru_cache(maxsize=256)
 def span(duration: timedelta) -> str:
     """A duration in the policy file's notation: ``90d``, ``2h``, ``30m``, ``45s``."""

@@ -33,6 +33,7 @@ from service.snapshot.items import (
     SnapshotGrant,
     all_utc,
     plain_fingerprints,
+    to_utc_in_place,
 )
 from service.snapshot.stream import NotPlain, PlainReader
 from service.view import AgentView, InventoryView, SourceView
@@ -44,7 +45,9 @@ _INTEGRATION_OF = attrgetter("integration")
 _CREDENTIAL_OF = attrgetter("credential")
 _FINGERPRINT_OF = attrgetter("fingerprint")
 _LAST_USED_AT = attrgetter("last_used_at")
-_CREDENTIAL_TIMES = attrgetter("created_at", "rotated_at", "expires_at", "last_used_at")
+_GRANT_TIME_FIELDS = ("last_used_at",)
+_CREDENTIAL_TIME_FIELDS = ("created_at", "rotated_at", "expires_at", "last_used_at")
+_CREDENTIAL_TIMES = attrgetter(*_CREDENTIAL_TIME_FIELDS)
 
 Run = tuple[int, list[Any]]
 """(index of the first item in its array, the items): a stretch of the file, kept until the
@@ -102,7 +105,8 @@ class ViewBuilder:
         scopes = list(map(_SCOPE_OF, decoded))
         integrations = self.checks.integrations_of(scopes)
         if (list(map(integrations.__getitem__, scopes)) != list(map(_INTEGRATION_OF, decoded))
-                or not all_utc(map(_LAST_USED_AT, decoded))):
+                or not (all_utc(map(_LAST_USED_AT, decoded))
+                        or to_utc_in_place(decoded, _GRANT_TIME_FIELDS))):
             raise NotPlain
         return ItemBatch(decoded)
 
@@ -111,7 +115,8 @@ class ViewBuilder:
         decoded = CREDENTIALS.decode(text)
         fingerprints = [print_ for print_ in map(_FINGERPRINT_OF, decoded) if print_ is not None]
         if ((fingerprints and not plain_fingerprints(fingerprints))
-                or not all_utc(chain.from_iterable(map(_CREDENTIAL_TIMES, decoded)))):
+                or not (all_utc(chain.from_iterable(map(_CREDENTIAL_TIMES, decoded)))
+                        or to_utc_in_place(decoded, _CREDENTIAL_TIME_FIELDS))):
             raise NotPlain
         return ItemBatch(decoded)
 
@@ -138,8 +143,12 @@ class ViewBuilder:
         self._credential_ids |= unique
         _merge(self._credentials, batch.by_agent)
         self._credential_runs.append((start, batch.items))
+        self._note_holders(filter(_FINGERPRINT_OF, batch.items))
+
+    def _note_holders(self, credentials: Iterable[SnapshotCredential]) -> None:
+        """Remember which agents hold each fingerprint (credentials that have one)."""
         holders = self._holders
-        for credential in filter(_FINGERPRINT_OF, batch.items):
+        for credential in credentials:
             holding = holders.get(credential.fingerprint)
             if holding is None:
                 holders[credential.fingerprint] = {credential.agent}
@@ -191,12 +200,20 @@ class ViewBuilder:
 
     def add_grant(self, index: int, fields: GrantFields) -> None:
         agent, integration, scope, credential, last_used_at = fields
-        self._merge_grants(index, ItemBatch([SnapshotGrant(
-            integration=sys.intern(integration), scope=scope, credential=credential,
-            last_used_at=last_used_at, agent=agent)]))
+        record = SnapshotGrant(integration=sys.intern(integration), scope=scope,
+                               credential=credential, last_used_at=last_used_at, agent=agent)
+        _append(self._grants, agent, record)
+        self._named.add(credential)
+        _extend_runs(self._grant_runs, index, record)
 
     def add_credential(self, index: int, credential: SnapshotCredential) -> None:
-        self._merge_credentials(index, ItemBatch([credential]))
+        if credential.id in self._credential_ids:
+            self._raise_duplicate(index, [credential.id])
+        self._credential_ids.add(credential.id)
+        _append(self._credentials, credential.agent, credential)
+        _extend_runs(self._credential_runs, index, credential)
+        if credential.fingerprint is not None:
+            self._note_holders((credential,))
 
     # --- The view -------------------------------------------------------------------------------
 
@@ -254,6 +271,22 @@ def _grouped(items: list[Any]) -> dict[str, list[Any]]:
         else:
             group.extend(run)
     return by_agent
+
+
+def _append(groups: dict[str, list[Any]], agent: str, record: Any) -> None:
+    group = groups.get(agent)
+    if group is None:
+        groups[agent] = [record]
+    else:
+        group.append(record)
+
+
+def _extend_runs(runs: list[Run], index: int, record: Any) -> None:
+    """Add one item read on its own to the runs, extending the last run when it is next."""
+    if runs and runs[-1][0] + len(runs[-1][1]) == index:
+        runs[-1][1].append(record)
+    else:
+        runs.append((index, [record]))
 
 
 def _merge(groups: dict[str, list[Any]], more: dict[str, list[Any]]) -> None:

@@ -180,8 +180,8 @@ class JsonStream:
             cut, separator = ending
             try:
                 return read_plain(f"[{buf[pos:cut]}]"), self._cut(separator)
-            except (msgspec.ValidationError, NotPlain):
-                return None
+            except (msgspec.ValidationError, NotPlain, RecursionError):
+                return None  # RecursionError: nested too deeply, the per-item read says so
             except msgspec.DecodeError:
                 pass  # a list of objects inside an item, not the array's end
         end = len(buf)
@@ -199,7 +199,7 @@ class JsonStream:
                 return None
             try:
                 records = read_plain(f"[{buf[pos:cut]}]")
-            except (msgspec.ValidationError, NotPlain):
+            except (msgspec.ValidationError, NotPlain, RecursionError):
                 return None
             except msgspec.DecodeError:
                 end = pos + (cut - pos) // 2  # past the array's end, or inside an item
