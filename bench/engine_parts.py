@@ -36,7 +36,7 @@ T = TypeVar("T")
 def check_once(snapshot: Path, policies: Path) -> dict[str, float]:
     """The steps of ``scopekeeper check --inventory FILE --format json`` (service/cli/check.py),
     in-process and in the same order, output written to /dev/null; returns seconds per phase."""
-    from service.output import render_bytes
+    from service.output import as_json
     from service.output.report import FindingsReport
     from service.policy.cache import load_policy_set_cached
     from service.policy.engine import evaluate
@@ -64,7 +64,7 @@ def check_once(snapshot: Path, policies: Path) -> dict[str, float]:
         report = FindingsReport.from_findings(findings, policy_set=policy_set.version,
                                               evaluated_at=NOW)
         with open(os.devnull, "wb") as sink:
-            sink.write(render_bytes(report, format_name="json"))
+            sink.write(as_json.render_bytes(report))
         lap("json_output")
     finally:
         gc.unfreeze()

@@ -22,7 +22,7 @@ from service.cli.common import (
 )
 from service.errors import InputError
 from service.findings.model import SEVERITIES
-from service.output import FORMATS, render, render_bytes
+from service.output import FORMATS, as_json, render
 from service.output.as_table import rich_table
 from service.output.report import FindingsReport, at_or_above
 from service.pipeline import collect
@@ -89,7 +89,7 @@ def _emit(report: FindingsReport, output: str) -> None:
         Console().print(rich_table(report))
     elif output == "json" and hasattr(sys.stdout, "buffer"):
         sys.stdout.flush()  # JSON is UTF-8 whatever the locale says: written as msgspec made it
-        sys.stdout.buffer.write(render_bytes(report, format_name=output))
+        sys.stdout.buffer.write(as_json.render_bytes(report))
         sys.stdout.buffer.flush()
     else:
         sys.stdout.write(render(report, format_name=output))

@@ -29,10 +29,3 @@ def render(report: FindingsReport, *, format_name: str) -> str:
         raise ValueError(f"unknown output format {format_name!r}") from None
     return renderer(report)
 
-
-def render_bytes(report: FindingsReport, *, format_name: str) -> bytes:
-    """:func:`render` as UTF-8 bytes, for writing to a file or stdout; the JSON document is
-    made as bytes and never passes through text."""
-    if format_name == "json":
-        return as_json.render_bytes(report)
-    return render(report, format_name=format_name).encode()

@@ -31,14 +31,15 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat()[:-6] + "Z"
 
 
-EVALUATION_YEARS = "1970 to 9000"
+_FIRST_YEAR, _LAST_YEAR = 1970, 9000
+EVALUATION_YEARS = f"{_FIRST_YEAR} to {_LAST_YEAR}"
 """When ``now`` may be: any duration a policy can set (at most 100 years) added to or taken
 from it stays a date Python can hold."""
 
 
 def evaluation_time(moment: datetime) -> bool:
     """Whether ``moment`` can be an evaluation's ``now`` (:data:`EVALUATION_YEARS`)."""
-    return 1970 <= moment.year <= 9000
+    return _FIRST_YEAR <= moment.year <= _LAST_YEAR
 
 
 @lru_cache(maxsize=256)

@@ -78,8 +78,8 @@ class ViewBuilder:
         self._credentials: dict[str, list[SnapshotCredential]] = {}
         self._credential_ids: set[str] = set()
         self._holders: dict[str, set[str]] = {}
-        self._named: set[str] = set()
-        """Credential ids named by grants."""
+        self._named: set[str | None] = set()
+        """Credential ids named by grants (and None, for grants that name none)."""
         self._grant_runs: list[Run] = []
         self._credential_runs: list[Run] = []
 
@@ -113,7 +113,7 @@ class ViewBuilder:
     def plain_credentials(self, text: str) -> ItemBatch:
         """Credentials of a JSON list, grouped; NotPlain where one needs the per-item check."""
         decoded = CREDENTIALS.decode(text)
-        fingerprints = [print_ for print_ in map(_FINGERPRINT_OF, decoded) if print_ is not None]
+        fingerprints = [found for found in map(_FINGERPRINT_OF, decoded) if found is not None]
         if ((fingerprints and not plain_fingerprints(fingerprints))
                 or not (all_utc(chain.from_iterable(map(_CREDENTIAL_TIMES, decoded)))
                         or to_utc_in_place(decoded, _CREDENTIAL_TIME_FIELDS))):
