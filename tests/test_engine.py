@@ -254,6 +254,25 @@ def test_shared_credential_for_each_holder(policies):
     assert findings[0].evidence == {"agents": ["src/review-b"], "credentials": ["src/a"]}
 
 
+def test_shared_credential_names_the_first_id_whatever_the_order(policies):
+    fingerprint = "hmac-sha256:" + "cd" * 32
+    held = [cred("src/z", fingerprint=fingerprint),
+            CredentialView(id="src/m", integration="vault", kind="vault_token",
+                           created_at=NOW - DAY, expires_at=NOW + 60 * DAY,
+                           fingerprint=fingerprint),
+            cred("src/q")]
+    shared = {fingerprint: ("src/review-a", "src/review-b")}
+    for order in (held, held[::-1]):
+        findings = run(policies, agent("review-a", creds=order),
+                       agent("review-b", creds=[cred("src/b", fingerprint=fingerprint)]),
+                       shared=shared)
+        first = findings[0]
+        assert (first.type, first.agent, first.integration) == (
+            "shared_credential", "src/review-a", "vault")
+        assert first.message.startswith("credential src/m holds the same secret as 1 other")
+        assert first.evidence == {"agents": ["src/review-b"], "credentials": ["src/m", "src/z"]}
+
+
 def test_inline_secret_from_credential_kind(policies):
     inline = CredentialView(id="src/mcp-env/TOKEN", integration="mcp", kind="inline_secret")
     findings = run(policies, agent(creds=[inline]))

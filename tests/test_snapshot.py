@@ -72,9 +72,9 @@ def test_streamed_view_equals_the_models_view(tmp_path):
     assert agents == list(modelled.agents)
     assert streamed.sources == modelled.sources
     assert [agent.id for agent in agents] == ["s/a", "s/b"]
-    assert [grant.scope for grant in agents[0].grants] == [
-        "github:actions:read", "github:contents:read", "vault:secret/x/*:read"]
-    assert agents[0].grants[1].last_used_at == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert [grant.scope for grant in agents[0].grants] == [  # the file's order, not sorted
+        "github:contents:read", "github:actions:read", "vault:secret/x/*:read"]
+    assert agents[0].grants[0].last_used_at == datetime(2026, 11, 20, 10, tzinfo=UTC)
     assert streamed.shared_fingerprints == {"hmac-sha256:" + "ab" * 32: ("s/a", "s/b")}
     assert streamed.sources[0].last_ok_at == datetime(2026, 11, 24, 9, 59, tzinfo=UTC)
 

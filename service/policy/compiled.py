@@ -194,7 +194,11 @@ def compile_policy(policy: Policy | None, defaults: Defaults,
 
 
 def _labels_match(policy: Policy, agent: AgentView) -> bool:
-    return all(agent.labels.get(key) == value for key, value in policy.labels.items())
+    labels = agent.labels  # a loop, not all(): its generator cost more than the look-ups
+    for key, value in policy.labels.items():  # noqa: SIM110
+        if labels.get(key) != value:
+            return False
+    return True
 
 
 def _name_patterns(policy: Policy) -> list[str]:
@@ -233,19 +237,24 @@ class AgentIndex:
                 for policy in self._policies]
 
     def select(self, agent: AgentView) -> Policy | None:
-        candidates: set[int] = set()
+        only = None  # the one policy the name and id point at so far (no set: runs per agent)
         for text in (agent.name, agent.id):
-            candidates.update(self._exact.get(text, ()))
+            for index in self._exact.get(text, ()):
+                if only is None:
+                    only = index
+                elif index != only:
+                    return self._select_slowly(agent)
             wild = self._wild.first_match(text)
             if wild is not None:
-                candidates.add(self._wild_owner[wild])
-        if not candidates:
+                owner = self._wild_owner[wild]
+                if only is None:
+                    only = owner
+                elif owner != only:
+                    return self._select_slowly(agent)
+        if only is None:
             return None
-        if len(candidates) == 1:
-            policy = self._policies[candidates.pop()]
-            if _labels_match(policy, agent):
-                return policy
-        return self._select_slowly(agent)
+        policy = self._policies[only]
+        return policy if _labels_match(policy, agent) else self._select_slowly(agent)
 
     def _select_slowly(self, agent: AgentView) -> Policy | None:
         for policy, regex in zip(self._policies, self._each, strict=True):

@@ -168,6 +168,7 @@ def _recertification(out: _Findings, agent: AgentView, rules: CompiledPolicy,
 
 
 _SCOPE_OF = attrgetter("scope")
+_ID_OF = attrgetter("id")
 
 
 def _scope_groups(grants: tuple[GrantView, ...]) -> Iterable[tuple[str, tuple[GrantView, ...]]]:
@@ -299,7 +300,7 @@ def _credential_findings(out: _Findings, agent: AgentView, rules: CompiledPolicy
         holders = None if fingerprint is None else shared_with(fingerprint)
         if holders and fingerprint not in shared_seen:
             shared_seen.add(fingerprint)  # type: ignore[arg-type]
-            _shared(out, agent, credential, holders)
+            _shared(out, agent, fingerprint, holders)  # type: ignore[arg-type]
 
 
 def _too_old(out: _Findings, agent: AgentView, rules: CompiledPolicy, credential: CredentialView,
@@ -345,17 +346,18 @@ def _expiring(out: _Findings, agent: AgentView, rules: CompiledPolicy,
                      f"{span(rules.warn_before.value)}"))
 
 
-def _shared(out: _Findings, agent: AgentView, credential: CredentialView,
+def _shared(out: _Findings, agent: AgentView, fingerprint: str,
             holders: tuple[str, ...]) -> None:
+    """One finding per fingerprint, named after the agent's credential with the first id that
+    holds it (a view's credentials come in no set order)."""
     others = [holder for holder in holders if holder != agent.id]
-    fingerprint = credential.fingerprint
-    assert fingerprint is not None
-    same = sorted(c.id for c in agent.credentials if c.fingerprint == fingerprint)
+    same = sorted((c for c in agent.credentials if c.fingerprint == fingerprint), key=_ID_OF)
+    first = same[0]
     out.add("shared_credential", agent=agent, subject=fingerprint,
-            integration=credential.integration,
-            message=(f"credential {credential.id} holds the same secret as "
+            integration=first.integration,
+            message=(f"credential {first.id} holds the same secret as "
                      f"{len(others)} other agent{'s' if len(others) != 1 else ''}"),
-            evidence={"agents": others, "credentials": same})
+            evidence={"agents": others, "credentials": [c.id for c in same]})
 
 
 def _waiver_for(finding: Finding, waivers: tuple[CompiledWaiver, ...],

@@ -223,10 +223,22 @@ class PrefixIndexedPatterns:
                 if (group := by_prefix.get(text[:length])) is not None]
 
     def first_match(self, text: str) -> int | None:
-        """Index of the first pattern (in the given order) matching all of ``text``, or None."""
-        found = self._unprefixed.first_match(text)
-        best = None if found is None else self._unprefixed_each[found][0]
-        for group in self._candidates(text):
+        """Index of the first pattern (in the given order) matching all of ``text``, or None.
+
+        The prefix groups are looked up inline, not through :meth:`_candidates`: this runs for
+        every agent's name and id, and the list that method builds was half its cost."""
+        best = None
+        if self._unprefixed_each:
+            found = self._unprefixed.first_match(text)
+            if found is not None:
+                best = self._unprefixed_each[found][0]
+        by_prefix, size = self._by_prefix, len(text)
+        for length in self._lengths:
+            if length > size:
+                break
+            group = by_prefix.get(text[:length])
+            if group is None:
+                continue
             for index, regex in group:
                 if best is not None and index >= best:
                     break

@@ -256,8 +256,8 @@ class ViewBuilder:
             _, name, source, owner, labels = agents.pop(agent_id)
             yield AgentView(
                 id=agent_id, name=name, source=source, owner=owner, labels=labels,
-                grants=_in_grant_order(grants.pop(agent_id, [])),
-                credentials=tuple(sorted(credentials.pop(agent_id, ()), key=_ID_OF)))
+                grants=tuple(grants.pop(agent_id, ())),
+                credentials=tuple(credentials.pop(agent_id, ())))
 
 
 def _grouped(items: list[Any]) -> dict[str, list[Any]]:
@@ -298,14 +298,6 @@ def _merge(groups: dict[str, list[Any]], more: dict[str, list[Any]]) -> None:
         else:
             group.extend(records)
 
-
-def _in_grant_order(grants: list[SnapshotGrant]) -> tuple[SnapshotGrant, ...]:
-    """Grants by scope, then credential (none first), as the models' view orders them; sorted by
-    scope alone (a C key) unless a scope repeats, which is rare."""
-    grants.sort(key=_SCOPE_OF)
-    if len(set(map(_SCOPE_OF, grants))) < len(grants):
-        grants.sort(key=lambda grant: (grant.scope, grant.credential or ""))
-    return tuple(grants)
 
 
 def agent_record(agent: Agent) -> AgentRecord:
