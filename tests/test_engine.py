@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from service.policy.engine import evaluate
+from service.policy.engine import evaluate, iso, span
 from service.policy.loader import load_policy_set
 from service.view import AgentView, CredentialView, GrantView, InventoryView, SourceView
 
@@ -482,3 +482,25 @@ def test_policy_matching_the_id_and_one_matching_the_name_first_file_wins(tmp_pa
     selected = policy_set.compiled.select(agent("team-1", labels={}))
     assert selected.label == ("policy by-id" if id_first else "policy by-name")
     assert policy_set.compiled.select(agent("other", labels={})).label == "the default policy"
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 11, 24, 10, 0, tzinfo=UTC),
+    datetime(2026, 11, 24, 10, 0, 0, 1, tzinfo=UTC),
+    datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(999, 1, 2, 3, 4, 5, 120000, tzinfo=UTC),
+    datetime(2026, 11, 24, 12, 30, tzinfo=timezone(timedelta(hours=2, minutes=30))),
+    datetime(2026, 11, 24, 0, 30, tzinfo=timezone(-timedelta(hours=5))),
+])
+def test_iso_writes_utc_with_z_as_isoformat_would(moment):
+    expected = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert iso(moment) == expected
+    assert iso(None) is None
+
+
+@pytest.mark.parametrize(("duration", "text"), [
+    (90 * DAY, "90d"), (timedelta(hours=2), "2h"), (timedelta(minutes=30), "30m"),
+    (timedelta(seconds=45), "45s"), (timedelta(days=1, seconds=1), "86401s")])
+def test_span_writes_the_policy_notation_and_remembers_it(duration, text):
+    assert span(duration) == text
+    assert span(duration) == text  # the second time from the memo

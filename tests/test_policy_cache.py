@@ -12,7 +12,7 @@ from service.errors import PolicyError
 from service.policy.cache import CACHE_ENV, load_policy_set_cached
 from service.policy.loader import load_policy_set
 from service.view import AgentView
-from tests.test_cli_support import invoke
+from tests.test_cli_support import SHIPPED_POLICIES, invoke
 
 POLICY = """\
 apiVersion: scopekeeper/v1
@@ -134,3 +134,32 @@ def test_the_shipped_policies_come_back_from_a_pickle_equal():
     assert shipped.defaults.rules.waivers or any(p.rules.waivers for p in shipped.policies)
     restored = pickle.loads(pickle.dumps(shipped, protocol=pickle.HIGHEST_PROTOCOL))
     assert restored == shipped
+
+
+def test_the_cached_set_comes_compiled_with_no_verdicts(folders):
+    """The entry holds the compiled matchers (no compiling on a hit) but no verdict a run
+    made: every check judges its own scopes afresh."""
+    policies, store, _ = folders
+    first = load_policy_set_cached(policies)
+    agent = AgentView(id="s/bot-1", name="bot-1", source="s", owner="team", labels={})
+    first.compiled.select(agent).verdict("github:contents:read", "github")
+    [entry] = store.iterdir()
+    stored = pickle.loads(entry.read_bytes())
+    assert "compiled" in vars(stored)
+    assert all(not rules.known_verdicts for rules in stored.compiled._by_name.values())
+    again = load_policy_set_cached(policies)
+    assert again.compiled.select(agent).verdict("github:admin:write", "github").excess
+
+
+def test_a_compiled_set_from_a_pickle_finds_what_a_fresh_one_finds():
+    from service.policy.engine import evaluate
+    from service.snapshot import read_snapshot_view
+    from tests.test_policy_engine_stream import DEMO_SNAPSHOT, NOW
+
+    shipped = load_policy_set(SHIPPED_POLICIES)
+    shipped.compiled  # noqa: B018
+    restored = pickle.loads(pickle.dumps(shipped, protocol=pickle.HIGHEST_PROTOCOL))
+    findings = evaluate(read_snapshot_view(DEMO_SNAPSHOT), restored, NOW)
+    assert len({f.type for f in findings}) > 5
+    assert findings == evaluate(read_snapshot_view(DEMO_SNAPSHOT),
+                                load_policy_set(SHIPPED_POLICIES), NOW)

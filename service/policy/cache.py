@@ -102,6 +102,7 @@ def _write(entry: Path, policy_set: PolicySet) -> None:
         entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not _private(entry.parent):
             return
+        policy_set.compiled  # noqa: B018  # pickled with it: a cached set needs no compiling
         data = pickle.dumps(policy_set, protocol=pickle.HIGHEST_PROTOCOL)
         fd, temporary = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=entry.parent)
         with os.fdopen(fd, "wb") as handle:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from operator import attrgetter
 from typing import Any
+
+import msgspec
 
 from connectors.models import REFERENCE_KINDS
 from service.findings.model import Finding, PolicyRef
@@ -23,12 +24,15 @@ from service.view import AgentView, CredentialView, GrantView, InventoryView, So
 
 
 def iso(moment: datetime | None) -> str | None:
-    """RFC 3339 UTC text (``2026-11-24T10:00:00Z``) for evidence and messages."""
+    """RFC 3339 UTC text (``2026-11-24T10:00:00Z``) for evidence and messages.
+
+    msgspec writes a UTC time in exactly this form (``Z``, microseconds only when not zero, as
+    ``isoformat`` does) ten times faster; most findings name a time or two."""
     if moment is None:
         return None
     if moment.tzinfo is not UTC:  # view times are UTC already; others are converted
         moment = moment.astimezone(UTC)
-    return moment.isoformat()[:-6] + "Z"
+    return msgspec.to_builtins(moment)
 
 
 _FIRST_YEAR, _LAST_YEAR = 1970, 9000
@@ -42,9 +46,24 @@ def evaluation_time(moment: datetime) -> bool:
     return _FIRST_YEAR <= moment.year <= _LAST_YEAR
 
 
-@lru_cache(maxsize=256)
+_SPANS: dict[timedelta, str] = {}
+_MOST_SPANS = 1024
+
+
 def span(duration: timedelta) -> str:
-    """A duration in the policy file's notation: ``90d``, ``2h``, ``30m``, ``45s``."""
+    """A duration in the policy file's notation: ``90d``, ``2h``, ``30m``, ``45s``.
+
+    Remembered in a plain dict (a policy set has a few durations, and a finding's message
+    names one): an ``lru_cache`` look-up cost ten times as much."""
+    found = _SPANS.get(duration)
+    if found is None:
+        if len(_SPANS) >= _MOST_SPANS:
+            _SPANS.clear()
+        found = _SPANS[duration] = _span_text(duration)
+    return found
+
+
+def _span_text(duration: timedelta) -> str:
     seconds = int(duration.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
