@@ -220,8 +220,8 @@ class ViewBuilder:
     def finish(self, sources: Iterable[SourceReport]) -> InventoryView:
         self._check_references()
         self._grant_runs = self._credential_runs = []  # only the check above needed them
-        shared = {fingerprint: tuple(sorted(agents))
-                  for fingerprint, agents in sorted(self._holders.items()) if len(agents) > 1}
+        shared = dict(sorted((fingerprint, tuple(sorted(agents)))  # only the few shared sorted
+                             for fingerprint, agents in self._holders.items() if len(agents) > 1))
         return InventoryView(sources=source_views(sources), agents=self._sorted_agents(),
                              shared_fingerprints=shared)
 
