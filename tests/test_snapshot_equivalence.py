@@ -27,17 +27,19 @@ TIMES = [
     "0001-01-01T00:00:00.1234567+00:01", "9999-12-31T23:30:00-01:00", "2026-11-24T10:00:00-05:00",
     "2026-11-24T10:00:00+00:60", "2026-11-24T10:00:00-05:75", "2026-11-24T10:00:00+24:00",
 ]
-TEXTS = [None, "", "x", "x" * 512, "x" * 513, 7, 1.5, True, [], {}, "ünïcode", "a\nb"]
+TEXTS = [None, "", "x", "x" * 512, "x" * 513, 7, 1.5, True, [], {}, "ünïcode", "a\nb",
+         "a\ud800", "\udfffb"]  # lone surrogates: valid JSON escapes, not text
 SCOPES = [
     "github:contents:read", "github:contents:read\n", "github::read", "GitHub:x:read",
     "github", "gh:x", "gi:", "github:" + "x" * 1017, "github:" + "x" * 1018, "github:a b:read",
-    "vault:secret/data/*:read", "github-x:a", "9github:x:read", 12,
+    "vault:secret/data/*:read", "github-x:a", "9github:x:read", 12, "github:x\ud800:read",
 ]
 FINGERPRINTS = [None, "hmac-sha256:" + "ab" * 32, "hmac-sha256:" + "AB" * 32,
                 "hmac-sha256:" + "ab" * 32 + "\n", "sha256:" + "ab" * 32, "", 5,
                 "hmac-sha512:" + "ab" * 32, "hmac-sha256:" + "ab" * 31 + "ag",
                 "hmac-sha256:" + "ab" * 31 + "a", "hmac-sha256:" + "ab" * 31 + "a\u0663"]
-LABELS = [{}, {"env": "prod"}, {"env": 1}, {"env": None}, [], None, "prod", {"": ""}]
+LABELS = [{}, {"env": "prod"}, {"env": 1}, {"env": None}, [], None, "prod", {"": ""},
+          {"env": "pr\ud800od"}, {"e\udc00nv": "prod"}]
 
 
 def _base() -> dict:

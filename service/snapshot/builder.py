@@ -299,7 +299,6 @@ def _merge(groups: dict[str, list[Any]], more: dict[str, list[Any]]) -> None:
             group.extend(records)
 
 
-
 def agent_record(agent: Agent) -> AgentRecord:
     return agent.id, agent.name, agent.source, agent.owner, agent.labels
 

@@ -58,8 +58,23 @@ _FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _ZONE_OF = attrgetter("tzinfo")
 
 
+def _is_text(value: Any) -> bool:
+    """A str that is Unicode text. JSON's escapes can spell a lone surrogate (``"\\ud800"``),
+    which the standard library's decoder lets through and the models refuse (it is not text,
+    nor could it be written as UTF-8)."""
+    if type(value) is not str:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_identifier(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= 512
+    return _is_text(value) and 0 < len(value) <= 512
 
 
 # --- The plain shapes, checked by msgspec ---------------------------------------------------
@@ -199,9 +214,10 @@ class ItemChecks:
             raw.get("owner")
         labels = raw.get("labels", NO_LABELS)
         if (_is_identifier(agent_id) and _is_identifier(name) and _is_identifier(source)
-                and (owner is None or type(owner) is str)
+                and (owner is None or _is_text(owner))
                 and (labels is NO_LABELS or (type(labels) is dict
-                                              and all(type(v) is str for v in labels.values())))):
+                                              and all(map(_is_text, labels))
+                                              and all(map(_is_text, labels.values()))))):
             return agent_id, name, source, owner, labels
         return None
 
@@ -213,8 +229,8 @@ class ItemChecks:
         agent, integration, scope = get("agent"), get("integration"), get("scope")
         credential, last_used_at = get("credential"), self.time_or_none(get("last_used_at"))
         if (_is_identifier(agent) and _is_identifier(integration)
-                and type(scope) is str and self.integration_of(scope) == integration
-                and (credential is None or type(credential) is str)
+                and _is_text(scope) and self.integration_of(scope) == integration
+                and (credential is None or _is_text(credential))
                 and ("evidence" not in raw or type(raw["evidence"]) is dict)
                 and last_used_at is not UNDECIDED):
             return agent, integration, scope, credential, last_used_at
