@@ -56,8 +56,46 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("the time in UTC falls outside years 1 to 9999") from None
 
 
+def is_text(value: str) -> bool:
+    """Whether ``value`` is Unicode text. A JSON escape can spell a lone surrogate
+    (``"\\ud800"``) that Python's decoder lets through; it is not text, and writing it out as
+    UTF-8 (a report, the registry, a web page) fails long after the file was read."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(value: str) -> str:
+    if not is_text(value):
+        raise ValueError("contains a lone surrogate escape (\\ud800 to \\udfff), not text")
+    return value
+
+
+def is_text_tree(value: Any) -> bool:
+    """Whether every string in a decoded JSON value, keys included, is text."""
+    if type(value) is str:
+        return is_text(value)
+    if type(value) is dict:
+        return all(is_text(key) and is_text_tree(item) for key, item in value.items())
+    if type(value) is list:
+        return all(map(is_text_tree, value))
+    return True
+
+
+def _text_tree(value: dict[str, Any]) -> dict[str, Any]:
+    if not is_text_tree(value):
+        raise ValueError("contains a lone surrogate escape (\\ud800 to \\udfff), not text")
+    return value
+
+
 UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_rounded_to_microseconds),
                         AfterValidator(_to_utc)]
+Text = Annotated[str, AfterValidator(_text)]
+"""Any string that is text (constrained strings, below, are refused as such by pydantic)."""
 Identifier = Annotated[str, Field(min_length=1, max_length=512)]
 Scope = Annotated[
     str,
@@ -77,8 +115,8 @@ class _Model(BaseModel):
 class ItemError(_Model):
     """One item a connector could not read; the rest of the sync goes on."""
 
-    item: str = Field(description="what could not be read: a path, an id, a file:line")
-    error: str = Field(description="one sentence saying why")
+    item: Text = Field(description="what could not be read: a path, an id, a file:line")
+    error: Text = Field(description="one sentence saying why")
 
 
 class SourceReport(_Model):
@@ -96,24 +134,24 @@ class SourceReport(_Model):
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     errors: list[ItemError] = Field(default_factory=list)
-    coverage: list[str] | None = None
+    coverage: list[Text] | None = None
 
 
 class Agent(_Model):
     id: Identifier
     name: Identifier
     source: Identifier
-    owner: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    owner: Text | None = None
+    labels: dict[Text, Text] = Field(default_factory=dict)
 
 
 class Grant(_Model):
     agent: Identifier
     integration: Identifier
     scope: Scope
-    credential: str | None = None
+    credential: Text | None = None
     last_used_at: UtcDatetime | None = None
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    evidence: Annotated[dict[str, Any], AfterValidator(_text_tree)] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _scope_names_integration(self) -> Grant:

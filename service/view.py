@@ -5,9 +5,10 @@ the snapshot reader (from an inventory file). The engine never sees a database r
 model, only these small records, so a fleet of millions of grants stays cheap to hold.
 
 ``InventoryView.agents`` is an iterable that yields agents **sorted by id**, each with all of its
-grants and credentials; it may be a generator that is consumed once. An agent's grants and
-credentials come in no promised order (a snapshot's in file order, the registry's as stored):
-nothing that reads a view depends on it, and sorting them cost a tenth of reading a snapshot.
+grants and credentials; it may be a generator that is consumed once. The order of an agent's
+grants and credentials is up to the reader (a snapshot's come in file order, the registry's
+sorted by scope and by id, see docs/registry.md): nothing that evaluates a view depends on it,
+and sorting a snapshot's cost a tenth of reading it.
 
 Agents, grants and credentials are msgspec Structs rather than dataclasses: a Struct is built by
 C code (a dataclass's generated ``__init__`` costs over twice as much, and a fleet builds millions

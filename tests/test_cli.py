@@ -169,6 +169,26 @@ def test_check_format_violations_exit_2(tmp_path, changes, expected):
     assert line == f"error: {path}: {expected}" or line.startswith(f"error: {path}: {expected}")
 
 
+@pytest.mark.parametrize(("changes", "place"), [
+    ({"agents": [{"id": "s/a", "name": "a", "source": "s", "owner": "o\ud800"}]},
+     "agents[0].owner"),
+    ({"agents": [{"id": "s/a", "name": "a", "source": "s", "labels": {"team": "\udfff"}}]},
+     "agents[0].labels.team"),
+    ({"grants": [{"agent": "s/a", "integration": "github", "scope": "github:x:read",
+                  "evidence": {"note": ["fine", "\ud800"]}}]}, "grants[0].evidence"),
+    ({"sources": [{"connector": "s", "kind": "file", "status": "partial",
+                   "errors": [{"item": "x", "error": "bad \ud800"}]}]}, "sources[0].errors[0]"),
+])
+def test_check_refuses_lone_surrogates_where_it_used_to_crash(tmp_path, changes, place):
+    """A JSON escape such as \\ud800 is not text: refused with the place named, where writing
+    the report used to fail with a UnicodeEncodeError traceback."""
+    path = snapshot(tmp_path, **changes)
+    result = check("--policies", str(policies(tmp_path)), "--inventory", str(path),
+                   "--format", "json")
+    line = one_line_error(result)
+    assert line.startswith(f"error: {path}: {place}") and "lone surrogate" in line
+
+
 def test_check_missing_inventory_file(tmp_path):
     line = one_line_error(check("--policies", str(policies(tmp_path)), "--inventory",
                                 str(tmp_path / "nope.json")))

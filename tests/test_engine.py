@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from service.policy import engine
 from service.policy.engine import evaluate, iso, span
 from service.policy.loader import load_policy_set
 from service.view import AgentView, CredentialView, GrantView, InventoryView, SourceView
@@ -495,7 +497,22 @@ def test_policy_matching_the_id_and_one_matching_the_name_first_file_wins(tmp_pa
 def test_iso_writes_utc_with_z_as_isoformat_would(moment):
     expected = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
     assert iso(moment) == expected
+
+
+def test_iso_of_nothing_a_local_time_and_a_datetime_subclass(monkeypatch):
     assert iso(None) is None
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert iso(datetime(2026, 11, 24, 15, 30)) == "2026-11-24T10:00:00Z"  # local, +05:30
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+    class Moment(datetime):
+        pass
+
+    assert iso(Moment(2026, 11, 24, 10, 0, 0, 5, tzinfo=UTC)) == "2026-11-24T10:00:00.000005Z"
 
 
 @pytest.mark.parametrize(("duration", "text"), [
@@ -503,4 +520,5 @@ def test_iso_writes_utc_with_z_as_isoformat_would(moment):
     (timedelta(seconds=45), "45s"), (timedelta(days=1, seconds=1), "86401s")])
 def test_span_writes_the_policy_notation_and_remembers_it(duration, text):
     assert span(duration) == text
+    assert engine._SPANS[duration] == text
     assert span(duration) == text  # the second time from the memo

@@ -140,15 +140,26 @@ def test_the_cached_set_comes_compiled_with_no_verdicts(folders):
     """The entry holds the compiled matchers (no compiling on a hit) but no verdict a run
     made: every check judges its own scopes afresh."""
     policies, store, _ = folders
-    first = load_policy_set_cached(policies)
-    agent = AgentView(id="s/bot-1", name="bot-1", source="s", owner="team", labels={})
-    first.compiled.select(agent).verdict("github:contents:read", "github")
+    load_policy_set_cached(policies)
     [entry] = store.iterdir()
-    stored = pickle.loads(entry.read_bytes())
-    assert "compiled" in vars(stored)
-    assert all(not rules.known_verdicts for rules in stored.compiled._by_name.values())
-    again = load_policy_set_cached(policies)
-    assert again.compiled.select(agent).verdict("github:admin:write", "github").excess
+    assert "compiled" in vars(pickle.loads(entry.read_bytes()))
+
+
+def test_a_pickled_compiled_set_leaves_its_verdicts_behind():
+    from service.policy.compiled import CLEAN
+    from service.policy.engine import evaluate
+    from service.snapshot import read_snapshot_view
+    from tests.test_policy_engine_stream import DEMO_SNAPSHOT, NOW
+
+    shipped = load_policy_set(SHIPPED_POLICIES)
+    evaluate(read_snapshot_view(DEMO_SNAPSHOT), shipped, NOW)
+    judged = [shipped.compiled.unmanaged, *shipped.compiled._by_name.values()]
+    assert sum(len(rules.known_verdicts) for rules in judged) > 10
+    restored = pickle.loads(pickle.dumps(shipped, protocol=pickle.HIGHEST_PROTOCOL))
+    rules = [restored.compiled.unmanaged, *restored.compiled._by_name.values()]
+    assert all(not one.known_verdicts for one in rules)
+    agent = AgentView(id="s/x", name="x", source="s", owner=None, labels={})
+    assert restored.compiled.select(agent).verdict("github:contents:read", "github") is CLEAN
 
 
 def test_a_compiled_set_from_a_pickle_finds_what_a_fresh_one_finds():
@@ -157,7 +168,7 @@ def test_a_compiled_set_from_a_pickle_finds_what_a_fresh_one_finds():
     from tests.test_policy_engine_stream import DEMO_SNAPSHOT, NOW
 
     shipped = load_policy_set(SHIPPED_POLICIES)
-    shipped.compiled  # noqa: B018
+    _ = shipped.compiled
     restored = pickle.loads(pickle.dumps(shipped, protocol=pickle.HIGHEST_PROTOCOL))
     findings = evaluate(read_snapshot_view(DEMO_SNAPSHOT), restored, NOW)
     assert len({f.type for f in findings}) > 5

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 
 from connectors.integrations import BUILTIN_IMPLICATIONS, BUILTIN_INTEGRATIONS
+from service.policy.compiled import AgentIndex
 from service.policy.patterns import (
     AllowMatcher,
     DenyMatcher,
@@ -18,6 +20,7 @@ from service.policy.patterns import (
     scope_pattern_problem,
     weaker_actions,
 )
+from service.view import AgentView
 
 GITHUB = BUILTIN_IMPLICATIONS["github"]
 
@@ -148,6 +151,25 @@ def test_prefix_index_agrees_with_one_union_on_random_patterns():
             assert indexed.all_matches(text) == [
                 i for i, p in enumerate(patterns)
                 if PatternList([p], to_regex=agent_regex).matches(text)]
+
+
+def test_agent_index_picks_what_trying_every_policy_in_order_picks():
+    """The index's quick answer (one candidate per name and id) is always the first policy, in
+    file order, whose name patterns take the agent's name or id and whose labels fit; policies
+    that overlap included, which the loader would refuse."""
+    rng = random.Random(20261203)
+    word = lambda chars, most: "".join(rng.choice(chars) for _ in range(rng.randint(1, most)))  # noqa: E731
+    for _ in range(300):
+        policies = tuple(
+            SimpleNamespace(agents=[SimpleNamespace(pattern=word("ab-*", 4))
+                                    for _ in range(rng.randint(0, 2))],
+                            labels=rng.choice([{}, {"env": "prod"}, {"env": "dev"}]))
+            for _ in range(rng.randint(1, 8)))
+        index = AgentIndex(policies)  # type: ignore[arg-type]
+        for _ in range(20):
+            agent = AgentView(id=word("ab-", 5), name=word("ab-", 5), source="s", owner=None,
+                              labels=rng.choice([{}, {"env": "prod"}, {"env": "dev"}]))
+            assert index.select(agent) is index._select_slowly(agent), (policies, agent)
 
 
 def test_prefix_nesting_pairs_keeps_only_nested_prefixes():

@@ -61,7 +61,8 @@ def _variants():
                    "labels": LABELS},
         "grants": {"agent": TEXTS, "integration": [*TEXTS, "vault"], "scope": SCOPES,
                    "credential": TEXTS, "last_used_at": TIMES,
-                   "evidence": [{}, {"a": [1, 2.5]}, None, [], "x"]},
+                   "evidence": [{}, {"a": [1, 2.5]}, None, [], "x", {"a": ["x\ud800"]},
+                                {"k\udc00": 1}]},
         "credentials": {"id": TEXTS, "agent": TEXTS, "integration": TEXTS, "kind": TEXTS,
                         "created_at": TIMES, "rotated_at": TIMES, "expires_at": TIMES,
                         "last_used_at": TIMES, "fingerprint": FINGERPRINTS},
@@ -223,3 +224,23 @@ def test_a_timestamp_spelled_with_escapes_agrees_with_the_models(tmp_path, escap
     by_models = _outcome(lambda p: view_from_inventory(read_snapshot(p)), path)
     assert by_models[0] == "view"
     assert _outcome(read_snapshot_view, path) == by_models
+
+
+def _has_lone_surrogate(value) -> bool:
+    """json.dumps escapes every surrogate it writes (these values hold no valid pair)."""
+    return isinstance(value, str | dict | list) and "\\ud" in json.dumps(value)
+
+
+@pytest.mark.parametrize(("array", "field", "value"),
+                         [case.values for case in _variants()
+                          if case.values[1] is not None and _has_lone_surrogate(case.values[2])])
+def test_lone_surrogates_are_refused_by_both_readers(tmp_path, array, field, value):
+    """Not only do the readers agree: neither takes a string that is not text."""
+    document = _base()
+    document[array][0][field] = value
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    for reader in (lambda p: view_from_inventory(read_snapshot(p)), read_snapshot_view):
+        outcome, detail = _outcome(reader, path)
+        assert outcome == "error"
+        assert f"{array}[0]" in detail

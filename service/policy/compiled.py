@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from typing import Any
 
 from connectors.integrations import build_implications
 from service.findings.model import DEFAULT_SEVERITY, PolicyRef
@@ -134,6 +135,18 @@ class CompiledPolicy:
     known_verdicts: dict[str, Verdict] = field(default_factory=dict)
     """Scope -> verdict for the scopes judged so far; the engine's hot loop looks here first
     (one dict look-up) and calls :meth:`verdict` only on a miss."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (the policy cache) without :attr:`known_verdicts`: a run's verdicts are its
+        own, and a pickled verdict would come back as a copy of :data:`CLEAN` that the engine's
+        ``is CLEAN`` test no longer recognises."""
+        return {name: getattr(self, name) for name in self.__slots__
+                if name != "known_verdicts"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.known_verdicts = {}
 
     @property
     def governed(self) -> bool:

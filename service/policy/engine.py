@@ -32,6 +32,8 @@ def iso(moment: datetime | None) -> str | None:
         return None
     if moment.tzinfo is not UTC:  # view times are UTC already; others are converted
         moment = moment.astimezone(UTC)
+    if type(moment) is not datetime:  # msgspec writes datetime itself, not a subclass
+        return moment.isoformat()[:-6] + "Z"
     return msgspec.to_builtins(moment)
 
 
@@ -47,7 +49,7 @@ def evaluation_time(moment: datetime) -> bool:
 
 
 _SPANS: dict[timedelta, str] = {}
-_MOST_SPANS = 1024
+_SPAN_MEMO_LIMIT = 1024
 
 
 def span(duration: timedelta) -> str:
@@ -57,7 +59,7 @@ def span(duration: timedelta) -> str:
     names one): an ``lru_cache`` look-up cost ten times as much."""
     found = _SPANS.get(duration)
     if found is None:
-        if len(_SPANS) >= _MOST_SPANS:
+        if len(_SPANS) >= _SPAN_MEMO_LIMIT:
             _SPANS.clear()
         found = _SPANS[duration] = _span_text(duration)
     return found
@@ -316,10 +318,12 @@ def _credential_findings(out: _Findings, agent: AgentView, rules: CompiledPolicy
             elif warn_until is not None and expires <= warn_until:
                 _expiring(out, agent, rules, credential, expires)
         fingerprint = credential.fingerprint
-        holders = None if fingerprint is None else shared_with(fingerprint)
-        if holders and fingerprint not in shared_seen:
-            shared_seen.add(fingerprint)  # type: ignore[arg-type]
-            _shared(out, agent, fingerprint, holders)  # type: ignore[arg-type]
+        if fingerprint is None or fingerprint in shared_seen:
+            continue
+        holders = shared_with(fingerprint)
+        if holders:
+            shared_seen.add(fingerprint)
+            _shared(out, agent, fingerprint, holders)
 
 
 def _too_old(out: _Findings, agent: AgentView, rules: CompiledPolicy, credential: CredentialView,

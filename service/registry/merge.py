@@ -6,7 +6,7 @@ Row shapes (as the driver returns them, see ``read.py``):
 - credentials: (agent_id, id, integration, kind, created_at, rotated_at, expires_at,
   last_used_at, fingerprint)
 Grants and credentials are ordered by agent id; within an agent they come out ordered by
-(scope, credential) and by id, as the snapshot reader orders them. Timestamps pass through
+(scope, credential) and by id. Timestamps pass through
 ``to_utc`` when given (SQLite text), labels through ``to_labels`` (SQLite JSON text).
 """
 

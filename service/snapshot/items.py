@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from connectors.models import Agent, Credential, Grant
+from connectors.models import Agent, Credential, Grant, is_text, is_text_tree
 from service.view import CredentialView, GrantView
 
 UNDECIDED: Any = object()
@@ -44,7 +44,8 @@ _CREDENTIAL_FIELDS = frozenset(Credential.model_fields)
 _SCOPE = re.compile(r"[a-z][a-z0-9_-]*(?::[^:]+)+").fullmatch
 _FINGERPRINT = re.compile(r"hmac-sha256:[0-9a-f]{64}").fullmatch
 _RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 ).fullmatch  # offsets as RFC 3339 allows them (fromisoformat also takes +00:60)
 NO_LABELS: Mapping[str, str] = MappingProxyType({})
 _INTEGRATION_NAME = re.compile(r"[a-z][a-z0-9_-]*").fullmatch
@@ -59,18 +60,8 @@ _ZONE_OF = attrgetter("tzinfo")
 
 
 def _is_text(value: Any) -> bool:
-    """A str that is Unicode text. JSON's escapes can spell a lone surrogate (``"\\ud800"``),
-    which the standard library's decoder lets through and the models refuse (it is not text,
-    nor could it be written as UTF-8)."""
-    if type(value) is not str:
-        return False
-    if value.isascii():
-        return True
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    """A str the models take as text (no lone surrogate: :func:`connectors.models.is_text`)."""
+    return type(value) is str and is_text(value)
 
 
 def _is_identifier(value: Any) -> bool:
@@ -231,7 +222,8 @@ class ItemChecks:
         if (_is_identifier(agent) and _is_identifier(integration)
                 and _is_text(scope) and self.integration_of(scope) == integration
                 and (credential is None or _is_text(credential))
-                and ("evidence" not in raw or type(raw["evidence"]) is dict)
+                and ("evidence" not in raw or (type(raw["evidence"]) is dict
+                                               and is_text_tree(raw["evidence"])))
                 and last_used_at is not UNDECIDED):
             return agent, integration, scope, credential, last_used_at
         return None
