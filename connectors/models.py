@@ -69,26 +69,36 @@ def is_text(value: str) -> bool:
     return True
 
 
+_NOT_TEXT = "contains a lone surrogate escape (\\ud800 to \\udfff), not text"
+
+
 def _text(value: str) -> str:
     if not is_text(value):
-        raise ValueError("contains a lone surrogate escape (\\ud800 to \\udfff), not text")
+        raise ValueError(_NOT_TEXT)
     return value
 
 
 def is_text_tree(value: Any) -> bool:
-    """Whether every string in a decoded JSON value, keys included, is text."""
-    if type(value) is str:
-        return is_text(value)
-    if type(value) is dict:
-        return all(is_text(key) and is_text_tree(item) for key, item in value.items())
-    if type(value) is list:
-        return all(map(is_text_tree, value))
+    """Whether every string in a decoded JSON value, keys included, is text. A loop over a
+    stack, not recursion: evidence may be nested as deep as the JSON decoder allows."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is str:
+            if not is_text(item):
+                return False
+        elif type(item) is dict:
+            if not all(map(is_text, item)):
+                return False
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
     return True
 
 
 def _text_tree(value: dict[str, Any]) -> dict[str, Any]:
     if not is_text_tree(value):
-        raise ValueError("contains a lone surrogate escape (\\ud800 to \\udfff), not text")
+        raise ValueError(_NOT_TEXT)
     return value
 
 

@@ -61,3 +61,19 @@ def test_scope_must_start_with_its_integration():
                               "scope": "github:contents:read"}])
     with pytest.raises(ValidationError, match="does not start with its integration"):
         Inventory.model_validate(bad)
+
+
+@pytest.mark.parametrize("leaf", ["plain text", "lone \ud800"])
+def test_evidence_nested_as_deep_as_json_allows_is_checked_without_recursing(leaf):
+    """The text check walks evidence with a stack: 900 levels (JSON's decoder takes about
+    990) used to end in a RecursionError traceback."""
+    evidence: object = leaf
+    for _ in range(900):
+        evidence = [evidence]
+    document = _inventory(grants=[{"agent": "s/a", "integration": "github",
+                                   "scope": "github:contents:read", "evidence": {"e": evidence}}])
+    if leaf == "plain text":
+        assert Inventory.model_validate(document).grants[0].evidence["e"]
+    else:
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            Inventory.model_validate(document)

@@ -136,9 +136,9 @@ def test_the_shipped_policies_come_back_from_a_pickle_equal():
     assert restored == shipped
 
 
-def test_the_cached_set_comes_compiled_with_no_verdicts(folders):
-    """The entry holds the compiled matchers (no compiling on a hit) but no verdict a run
-    made: every check judges its own scopes afresh."""
+def test_the_cached_set_comes_compiled(folders):
+    """The entry holds the compiled matchers and agent index (no building them on a hit); the
+    next test shows it never holds a run's verdicts."""
     policies, store, _ = folders
     load_policy_set_cached(policies)
     [entry] = store.iterdir()

@@ -28,4 +28,3 @@ def render(report: FindingsReport, *, format_name: str) -> str:
     except KeyError:
         raise ValueError(f"unknown output format {format_name!r}") from None
     return renderer(report)
-
